@@ -1,0 +1,169 @@
+//! Application builders: what each subcommand runs, and the shared state of the API.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{AllArgs, DatabaseUrl, DbArgs, HttpArgs, ImportArgs, MigrateArgs, ServeArgs};
+use crate::db::Db;
+use crate::rates::cache::RatesCache;
+use crate::{http, rates, telemetry};
+
+/// Shared state of the API handlers.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub rates: Arc<RatesCache>,
+    pub http: Arc<HttpArgs>,
+}
+
+/// A running API: its address and a way to stop it.
+pub struct RunningApi {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl RunningApi {
+    /// Stops accepting, lets in-flight requests finish, and waits for the server to end.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        self.task.await.context("server task panicked")?
+    }
+
+    /// Waits until the server ends (after `shutdown` is cancelled).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.task.await.context("server task panicked")?
+    }
+}
+
+/// Starts the API on an already-migrated database. `listen` may use port 0.
+pub async fn start_api(
+    db: Db,
+    http: HttpArgs,
+    shutdown: CancellationToken,
+) -> anyhow::Result<RunningApi> {
+    telemetry::metrics_handle();
+    let listener = TcpListener::bind(http.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", http.listen))?;
+    let addr = listener.local_addr()?;
+    let rates = RatesCache::new(db.clone());
+    rates.spawn_watcher(shutdown.clone());
+    let state = AppState {
+        db,
+        rates,
+        http: Arc::new(http),
+    };
+    let app = http::router(state.clone());
+    let grace = state.http.shutdown_timeout();
+    let token = shutdown.clone();
+    let task = tokio::spawn(async move { http::serve(listener, app, token, grace).await });
+    Ok(RunningApi {
+        addr,
+        state,
+        shutdown,
+        task,
+    })
+}
+
+async fn open_db(args: &DbArgs, migrate: bool) -> anyhow::Result<Db> {
+    let db = Db::connect(args).await?;
+    if migrate {
+        db.migrate().await?;
+    }
+    Ok(db)
+}
+
+/// `pricehub serve`.
+pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let shutdown = http::shutdown_on_signals();
+    let db = open_db(&args.db, args.http.migrate).await?;
+    let api = start_api(db.clone(), args.http, shutdown).await?;
+    tracing::info!(
+        addr = %api.addr,
+        database = %args.db.database_url,
+        version = %telemetry::full_version(),
+        startup_ms = started.elapsed().as_millis() as u64,
+        "pricehub API listening"
+    );
+    api.wait().await?;
+    db.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// `pricehub all` / `pricehub` with no arguments: everything in one process, SQLite in the
+/// data directory by default, demo data on first start.
+pub async fn all(args: AllArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let shutdown = http::shutdown_on_signals();
+    let url = match &args.database_url {
+        Some(u) => u.clone(),
+        None => DatabaseUrl::sqlite_file(&args.data_dir.join("pricehub.db")),
+    };
+    let db = open_db(&DbArgs::new(url.clone()), true).await?;
+    if !args.no_demo_data {
+        seed_demo_data(&db).await?;
+    }
+    let api = start_api(db.clone(), args.http, shutdown).await?;
+    tracing::info!(
+        addr = %api.addr,
+        database = %url,
+        version = %telemetry::full_version(),
+        startup_ms = started.elapsed().as_millis() as u64,
+        "pricehub listening (all-in-one); try: curl 'http://{}/rates?date_from={}&date_to={}&orig_code=china_main&dest_code=northern_europe'",
+        api.addr,
+        chrono::Utc::now().date_naive() - chrono::Days::new(6),
+        chrono::Utc::now().date_naive(),
+    );
+    api.wait().await?;
+    db.close().await;
+    Ok(())
+}
+
+/// Loads the synthetic data set when the database has no prices yet.
+pub async fn seed_demo_data(db: &Db) -> anyhow::Result<()> {
+    let (_, _, prices) = rates::store::counts(db).await?;
+    if prices > 0 {
+        return Ok(());
+    }
+    let started = Instant::now();
+    let today = chrono::Utc::now().date_naive();
+    let dump = rates::demo::generate(today, 120, 2021);
+    let report = rates::import::load(db, &dump).await?;
+    tracing::info!(%report, elapsed_ms = started.elapsed().as_millis() as u64, "generated demo rates data (120 days)");
+    Ok(())
+}
+
+/// `pricehub import`.
+pub async fn import(args: ImportArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let db = open_db(&args.db, true).await?;
+    let report = rates::import::import_file(&db, &args.file).await?;
+    db.close().await;
+    println!(
+        "imported {} in {:.2} s: {report}",
+        args.file.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// `pricehub migrate`.
+pub async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
+    let db = open_db(&args.db, true).await?;
+    let (regions, ports, prices) = rates::store::counts(&db).await?;
+    db.close().await;
+    println!(
+        "migrations applied to {} ({} regions, {} ports, {} prices)",
+        args.db.database_url, regions, ports, prices
+    );
+    Ok(())
+}

@@ -1,0 +1,265 @@
+//! Settings for every process kind, from flags and environment variables.
+//!
+//! The `--help` of each subcommand is the configuration reference; `docs/configuration.md`
+//! is checked against it by a test, so the two cannot drift apart.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+/// A database URL whose password never reaches a log line or a `Debug` dump.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.0.starts_with("postgres://") || self.0.starts_with("postgresql://")
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        self.0.starts_with("sqlite:")
+    }
+
+    /// `sqlite://` URL for a file path.
+    pub fn sqlite_file(path: &std::path::Path) -> Self {
+        DatabaseUrl(format!("sqlite://{}", path.display()))
+    }
+
+    /// The URL with any password replaced by `***`.
+    pub fn redacted(&self) -> String {
+        let s = &self.0;
+        let Some(scheme_end) = s.find("://") else {
+            return s.clone();
+        };
+        let rest = &s[scheme_end + 3..];
+        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let authority = &rest[..authority_end];
+        match authority.rfind('@') {
+            Some(at) => {
+                let userinfo = &authority[..at];
+                let user = userinfo.split(':').next().unwrap_or("");
+                let masked = if userinfo.contains(':') {
+                    format!("{user}:***")
+                } else {
+                    user.to_string()
+                };
+                format!("{}{}{}", &s[..scheme_end + 3], masked, &rest[at..])
+            }
+            None => s.clone(),
+        }
+    }
+}
+
+impl FromStr for DatabaseUrl {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let url = DatabaseUrl(s.trim().to_string());
+        if url.is_postgres() || url.is_sqlite() {
+            Ok(url)
+        } else {
+            Err(format!(
+                "unsupported database URL {:?}: expected postgres://… or sqlite://…",
+                url.redacted()
+            ))
+        }
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DatabaseUrl({})", self.redacted())
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+/// How log lines are written.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// JSON when stderr is not a terminal, human-readable otherwise.
+    Auto,
+    /// One JSON object per line (for log shippers).
+    Json,
+    /// Human-readable lines.
+    Pretty,
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct LogArgs {
+    /// Log line format.
+    #[arg(long, env = "PRICEHUB_LOG_FORMAT", value_enum, default_value_t = LogFormat::Auto, global = true)]
+    pub log_format: LogFormat,
+
+    /// Log filter in `tracing` syntax (e.g. `info`, `pricehub=debug,sqlx=warn`).
+    #[arg(long, env = "PRICEHUB_LOG", default_value = "info", global = true)]
+    pub log: String,
+}
+
+/// Database connection settings shared by every subcommand that touches storage.
+#[derive(Args, Clone, Debug)]
+pub struct DbArgs {
+    /// Database URL: `postgres://user:pass@host/db` or `sqlite://path/to/file.db`.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: DatabaseUrl,
+
+    /// Maximum connections in the pool.
+    #[arg(long, env = "PRICEHUB_DB_MAX_CONNECTIONS", default_value_t = 16)]
+    pub db_max_connections: u32,
+
+    /// Seconds to wait for a pooled connection before failing a request.
+    #[arg(long, env = "PRICEHUB_DB_ACQUIRE_TIMEOUT", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    pub db_acquire_timeout: u64,
+}
+
+impl DbArgs {
+    pub fn new(database_url: DatabaseUrl) -> Self {
+        DbArgs {
+            database_url,
+            db_max_connections: 16,
+            db_acquire_timeout: 5,
+        }
+    }
+
+    pub fn acquire_timeout(&self) -> Duration {
+        Duration::from_secs(self.db_acquire_timeout)
+    }
+}
+
+/// HTTP API settings (`pricehub serve`).
+#[derive(Args, Clone, Debug)]
+pub struct HttpArgs {
+    /// Address the API listens on.
+    #[arg(long, env = "PRICEHUB_LISTEN", default_value = "127.0.0.1:3000")]
+    pub listen: SocketAddr,
+
+    /// Seconds a request may take before it is answered with 503.
+    #[arg(long, env = "PRICEHUB_REQUEST_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub request_timeout: u64,
+
+    /// Seconds to wait for in-flight requests after SIGTERM/SIGINT before exiting.
+    #[arg(long, env = "PRICEHUB_SHUTDOWN_TIMEOUT", default_value_t = 30)]
+    pub shutdown_timeout: u64,
+
+    /// Longest date range, in days, that `GET /rates` answers.
+    #[arg(long, env = "PRICEHUB_RATES_MAX_DAYS", default_value_t = 3660, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rates_max_days: u32,
+
+    /// Apply pending migrations at start-up (disable when a deploy job runs `pricehub migrate`).
+    #[arg(long, env = "PRICEHUB_MIGRATE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub migrate: bool,
+}
+
+impl Default for HttpArgs {
+    fn default() -> Self {
+        HttpArgs {
+            listen: "127.0.0.1:3000".parse().expect("valid default address"),
+            request_timeout: 30,
+            shutdown_timeout: 30,
+            rates_max_days: 3660,
+            migrate: true,
+        }
+    }
+}
+
+impl HttpArgs {
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout)
+    }
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_secs(self.shutdown_timeout)
+    }
+}
+
+/// `pricehub serve`: the API and pages.
+#[derive(Args, Clone, Debug)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    #[command(flatten)]
+    pub http: HttpArgs,
+}
+
+/// `pricehub all` (and `pricehub` with no arguments): everything in one process on SQLite.
+#[derive(Args, Clone, Debug)]
+pub struct AllArgs {
+    /// Directory for the embedded database and other local state.
+    #[arg(long, env = "PRICEHUB_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// Use this database instead of the SQLite file in the data directory.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<DatabaseUrl>,
+
+    /// Do not generate the synthetic demo data set when the database has no rates.
+    #[arg(long, env = "PRICEHUB_NO_DEMO_DATA")]
+    pub no_demo_data: bool,
+
+    #[command(flatten)]
+    pub http: HttpArgs,
+}
+
+impl Default for LogArgs {
+    fn default() -> Self {
+        LogArgs {
+            log_format: LogFormat::Auto,
+            log: "info".into(),
+        }
+    }
+}
+
+/// `pricehub import`.
+#[derive(Args, Clone, Debug)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// The pg_dump file of the rates database (either edition).
+    pub file: PathBuf,
+}
+
+/// `pricehub migrate`.
+#[derive(Args, Clone, Debug)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords() {
+        let u: DatabaseUrl = "postgres://app:s3cret@db.example:5432/rates?sslmode=require"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            u.redacted(),
+            "postgres://app:***@db.example:5432/rates?sslmode=require"
+        );
+        assert!(!format!("{u:?}").contains("s3cret"));
+        assert!(!format!("{u}").contains("s3cret"));
+        let u: DatabaseUrl = "postgres://app@db/rates".parse().unwrap();
+        assert_eq!(u.redacted(), "postgres://app@db/rates");
+        let u: DatabaseUrl = "sqlite://data/x.db".parse().unwrap();
+        assert_eq!(u.redacted(), "sqlite://data/x.db");
+    }
+
+    #[test]
+    fn rejects_unknown_schemes() {
+        let err = "mysql://root:pw@x/y".parse::<DatabaseUrl>().unwrap_err();
+        assert!(err.contains("unsupported database URL"));
+        assert!(!err.contains("pw"), "{err}");
+    }
+}

@@ -1,0 +1,195 @@
+//! The storage handle: one `Db` that is either PostgreSQL (production) or SQLite (the
+//! embedded default), with embedded migrations per backend. Feature modules keep their
+//! own queries for both backends; only connection, migration and health live here.
+
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{ConnectOptions, PgPool, SqlitePool};
+
+use crate::config::DbArgs;
+
+pub static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
+pub static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
+
+#[derive(Clone, Debug)]
+pub enum Db {
+    Postgres(PgPool),
+    Sqlite(SqlitePool),
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Postgres => "postgres",
+            Backend::Sqlite => "sqlite",
+        }
+    }
+}
+
+/// What `/readyz` reports about the database.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DbHealth {
+    pub reachable: bool,
+    pub latency_ms: Option<f64>,
+    pub applied_migrations: Option<i64>,
+    pub expected_migrations: i64,
+    pub error: Option<String>,
+}
+
+impl DbHealth {
+    pub fn migrated(&self) -> bool {
+        self.applied_migrations == Some(self.expected_migrations)
+    }
+}
+
+impl Db {
+    /// Opens a pool. SQLite files (and their directory) are created when missing.
+    pub async fn connect(args: &DbArgs) -> anyhow::Result<Db> {
+        let url = &args.database_url;
+        if url.is_postgres() {
+            let opts = PgConnectOptions::from_str(url.expose())
+                .with_context(|| format!("invalid PostgreSQL URL {url}"))?
+                .application_name("pricehub")
+                .log_statements(tracing::log::LevelFilter::Trace)
+                .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(1));
+            let pool = PgPoolOptions::new()
+                .max_connections(args.db_max_connections.max(1))
+                .acquire_timeout(args.acquire_timeout())
+                .connect_with(opts)
+                .await
+                .with_context(|| format!("cannot connect to PostgreSQL at {url}"))?;
+            Ok(Db::Postgres(pool))
+        } else {
+            let opts = SqliteConnectOptions::from_str(url.expose())
+                .with_context(|| format!("invalid SQLite URL {url}"))?;
+            let path = opts.get_filename().to_path_buf();
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("cannot create directory {}", dir.display()))?;
+            }
+            let opts = opts
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(10))
+                .log_statements(tracing::log::LevelFilter::Trace);
+            let pool = SqlitePoolOptions::new()
+                .max_connections(args.db_max_connections.clamp(1, 8))
+                .acquire_timeout(args.acquire_timeout())
+                .connect_with(opts)
+                .await
+                .with_context(|| format!("cannot open SQLite database {url}"))?;
+            Ok(Db::Sqlite(pool))
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            Db::Postgres(_) => Backend::Postgres,
+            Db::Sqlite(_) => Backend::Sqlite,
+        }
+    }
+
+    fn migrator(&self) -> &'static Migrator {
+        match self {
+            Db::Postgres(_) => &POSTGRES_MIGRATOR,
+            Db::Sqlite(_) => &SQLITE_MIGRATOR,
+        }
+    }
+
+    /// Applies pending migrations. On a PostgreSQL database loaded the original way
+    /// (`psql < rates.sql`) the first migration adopts the existing tables.
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        let result = match self {
+            Db::Postgres(pool) => POSTGRES_MIGRATOR.run(pool).await,
+            Db::Sqlite(pool) => SQLITE_MIGRATOR.run(pool).await,
+        };
+        result.context("applying database migrations")
+    }
+
+    pub async fn close(&self) {
+        match self {
+            Db::Postgres(p) => p.close().await,
+            Db::Sqlite(p) => p.close().await,
+        }
+    }
+
+    /// Pings the database and compares applied migrations with the embedded ones.
+    pub async fn health(&self) -> DbHealth {
+        let expected = self
+            .migrator()
+            .iter()
+            .filter(|m| m.migration_type.is_up_migration())
+            .count() as i64;
+        let started = Instant::now();
+        let q = "SELECT COUNT(*) FROM _sqlx_migrations WHERE success";
+        let ping = match self {
+            Db::Postgres(p) => sqlx::query_scalar::<_, i32>("SELECT 1")
+                .fetch_one(p)
+                .await
+                .map(|_| ()),
+            Db::Sqlite(p) => sqlx::query_scalar::<_, i32>("SELECT 1")
+                .fetch_one(p)
+                .await
+                .map(|_| ()),
+        };
+        let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+        if let Err(e) = ping {
+            return DbHealth {
+                reachable: false,
+                latency_ms: None,
+                applied_migrations: None,
+                expected_migrations: expected,
+                error: Some(e.to_string()),
+            };
+        }
+        let applied = match self {
+            Db::Postgres(p) => sqlx::query_scalar::<_, i64>(q).fetch_one(p).await,
+            Db::Sqlite(p) => sqlx::query_scalar::<_, i64>(q).fetch_one(p).await,
+        };
+        DbHealth {
+            reachable: true,
+            latency_ms: Some(latency_ms),
+            applied_migrations: applied.as_ref().ok().copied().or(Some(0)),
+            expected_migrations: expected,
+            error: applied
+                .err()
+                .map(|_| "migrations have not been applied".to_string()),
+        }
+    }
+
+    /// Publishes pool gauges (called when `/metrics` is scraped).
+    pub fn record_pool_metrics(&self) {
+        let (size, idle, max) = match self {
+            Db::Postgres(p) => (
+                p.size(),
+                p.num_idle() as u32,
+                p.options().get_max_connections(),
+            ),
+            Db::Sqlite(p) => (
+                p.size(),
+                p.num_idle() as u32,
+                p.options().get_max_connections(),
+            ),
+        };
+        let backend = self.backend().name();
+        metrics::gauge!("pricehub_db_pool_connections", "backend" => backend, "state" => "idle")
+            .set(idle as f64);
+        metrics::gauge!("pricehub_db_pool_connections", "backend" => backend, "state" => "in_use")
+            .set(size.saturating_sub(idle) as f64);
+        metrics::gauge!("pricehub_db_pool_connections", "backend" => backend, "state" => "max")
+            .set(max as f64);
+    }
+}

@@ -1,0 +1,8 @@
+//! pricehub: a self-hostable price platform. See README.md and docs/architecture.md.
+
+pub mod app;
+pub mod config;
+pub mod db;
+pub mod http;
+pub mod rates;
+pub mod telemetry;

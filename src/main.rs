@@ -1,0 +1,76 @@
+//! The `pricehub` binary: parses the command line and hands over to `pricehub::app`.
+
+use clap::{Parser, Subcommand};
+use pricehub::config::{AllArgs, ImportArgs, LogArgs, MigrateArgs, ServeArgs};
+use pricehub::{app, telemetry};
+
+/// Self-hostable price platform: freight rates, live prices, BTC buy orders.
+///
+/// With no subcommand, runs everything in one process on an embedded SQLite database
+/// (same as `pricehub all`).
+#[derive(Parser, Debug)]
+#[command(name = "pricehub", version = telemetry::VERSION, long_version = long_version())]
+#[command(args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(flatten)]
+    log: LogArgs,
+    /// Settings of the default (`all`) mode when no subcommand is given.
+    #[command(flatten)]
+    all: AllArgs,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+fn long_version() -> &'static str {
+    Box::leak(
+        format!(
+            "{} (commit {})",
+            telemetry::full_version(),
+            telemetry::COMMIT
+        )
+        .into_boxed_str(),
+    )
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the HTTP API and pages against a database.
+    Serve(ServeArgs),
+    /// Run everything in one process (the default): SQLite in a data directory, demo data.
+    All(AllArgs),
+    /// Load a pg_dump of the rates database (idempotent).
+    Import(ImportArgs),
+    /// Apply database migrations (adopts a database loaded with `psql < rates.sql`).
+    Migrate(MigrateArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    telemetry::init_logging(&cli.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command.unwrap_or(Command::All(cli.all)) {
+            Command::Serve(a) => app::serve(a).await,
+            Command::All(a) => app::all(a).await,
+            Command::Import(a) => app::import(a).await,
+            Command::Migrate(a) => app::migrate(a).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "pricehub failed");
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,306 @@
+//! `pricehub import`: loads a parsed rates dump into either backend in one transaction.
+//!
+//! Idempotent by construction: regions and ports are upserted, and prices are treated as
+//! a multiset — a row is inserted only as many times as the dump has it beyond what the
+//! database already holds for that lane, day and price. Importing the same dump twice, or
+//! importing it into a database loaded with `psql < rates.sql`, writes nothing.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use sqlx::{Postgres, Sqlite, Transaction};
+
+use super::dump::{self, Dump, PriceRow};
+use crate::db::Db;
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ImportReport {
+    pub regions: usize,
+    pub regions_written: u64,
+    pub ports: usize,
+    pub ports_written: u64,
+    pub prices: usize,
+    pub prices_inserted: u64,
+}
+
+impl std::fmt::Display for ImportReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "regions: {} in file, {} written; ports: {} in file, {} written; prices: {} in file, {} inserted",
+            self.regions,
+            self.regions_written,
+            self.ports,
+            self.ports_written,
+            self.prices,
+            self.prices_inserted
+        )
+    }
+}
+
+/// Parses `path` (with a progress bar when stderr is a terminal) and loads it.
+pub async fn import_file(db: &Db, path: &Path) -> anyhow::Result<ImportReport> {
+    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let bar = ProgressBar::new(size);
+    bar.set_style(
+        ProgressStyle::with_template("{msg:>10} [{bar:30}] {bytes}/{total_bytes} {elapsed}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_message("parsing");
+    let shown = path.display().to_string();
+    let parse_bar = bar.clone();
+    let dump = tokio::task::spawn_blocking(move || {
+        dump::parse(BufReader::with_capacity(1 << 20, file), |b| {
+            parse_bar.set_position(b)
+        })
+    })
+    .await
+    .context("parser task failed")?
+    .map_err(|e| anyhow::anyhow!("{shown}:{}: {} (nothing was imported)", e.line, e.message))?;
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg} {elapsed}").expect("valid template"),
+    );
+    bar.set_message(format!("loading {} prices", dump.prices.len()));
+    bar.enable_steady_tick(Duration::from_millis(100));
+    let result = load(db, &dump).await;
+    bar.finish_and_clear();
+    result.with_context(|| format!("importing {shown} failed; the database was left as it was"))
+}
+
+/// Loads a dump in one transaction.
+pub async fn load(db: &Db, dump: &Dump) -> Result<ImportReport, sqlx::Error> {
+    let started = Instant::now();
+    let mut report = match db {
+        Db::Postgres(pool) => {
+            let mut tx = pool.begin().await?;
+            let r = load_postgres(&mut tx, dump).await?;
+            tx.commit().await?;
+            r
+        }
+        Db::Sqlite(pool) => {
+            let mut tx = pool.begin().await?;
+            let r = load_sqlite(&mut tx, dump).await?;
+            tx.commit().await?;
+            r
+        }
+    };
+    report.regions = dump.regions.len();
+    report.ports = dump.ports.len();
+    report.prices = dump.prices.len();
+    for (table, n) in [
+        ("regions", report.regions_written),
+        ("ports", report.ports_written),
+        ("prices", report.prices_inserted),
+    ] {
+        metrics::counter!("pricehub_import_rows_total", "table" => table).increment(n);
+    }
+    tracing::info!(%report, elapsed_ms = started.elapsed().as_millis() as u64, "import committed");
+    Ok(report)
+}
+
+/// Escapes a value for COPY text format.
+fn copy_escape(s: &str, out: &mut String) {
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c => out.push(c),
+        }
+    }
+}
+
+async fn load_postgres(
+    tx: &mut Transaction<'_, Postgres>,
+    dump: &Dump,
+) -> Result<ImportReport, sqlx::Error> {
+    let mut report = ImportReport::default();
+    if !dump.regions.is_empty() {
+        let slugs: Vec<&str> = dump.regions.iter().map(|r| r.slug.as_str()).collect();
+        let names: Vec<&str> = dump.regions.iter().map(|r| r.name.as_str()).collect();
+        let parents: Vec<Option<&str>> = dump
+            .regions
+            .iter()
+            .map(|r| r.parent_slug.as_deref())
+            .collect();
+        report.regions_written = sqlx::query(
+            "INSERT INTO regions (slug, name, parent_slug) \
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[]) \
+             ON CONFLICT (slug) DO UPDATE SET name = EXCLUDED.name, parent_slug = EXCLUDED.parent_slug \
+             WHERE (regions.name, regions.parent_slug) IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.parent_slug)",
+        )
+        .bind(&slugs)
+        .bind(&names)
+        .bind(&parents)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+    }
+    if !dump.ports.is_empty() {
+        let codes: Vec<&str> = dump.ports.iter().map(|p| p.code.as_str()).collect();
+        let names: Vec<&str> = dump.ports.iter().map(|p| p.name.as_str()).collect();
+        let parents: Vec<&str> = dump.ports.iter().map(|p| p.parent_slug.as_str()).collect();
+        report.ports_written = sqlx::query(
+            "INSERT INTO ports (code, name, parent_slug) \
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[]) \
+             ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name, parent_slug = EXCLUDED.parent_slug \
+             WHERE (ports.name, ports.parent_slug) IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.parent_slug)",
+        )
+        .bind(&codes)
+        .bind(&names)
+        .bind(&parents)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+    }
+    if dump.prices.is_empty() {
+        return Ok(report);
+    }
+    sqlx::query(
+        "CREATE TEMP TABLE import_prices (orig_code text NOT NULL, dest_code text NOT NULL, \
+         day date NOT NULL, price integer NOT NULL) ON COMMIT DROP",
+    )
+    .execute(&mut **tx)
+    .await?;
+    let mut copy = tx
+        .copy_in_raw("COPY import_prices (orig_code, dest_code, day, price) FROM STDIN")
+        .await?;
+    let mut buf = String::with_capacity(1 << 20);
+    for chunk in dump.prices.chunks(16_384) {
+        buf.clear();
+        for p in chunk {
+            write_price_line(p, &mut buf);
+        }
+        copy.send(buf.as_bytes()).await?;
+    }
+    copy.finish().await?;
+    report.prices_inserted = sqlx::query(
+        "INSERT INTO prices (orig_code, dest_code, day, price) \
+         SELECT s.orig_code, s.dest_code, s.day, s.price \
+         FROM (SELECT orig_code, dest_code, day, price, COUNT(*) AS n \
+               FROM import_prices GROUP BY orig_code, dest_code, day, price) s \
+         CROSS JOIN LATERAL (SELECT COUNT(*) AS m FROM prices p \
+               WHERE p.orig_code = s.orig_code AND p.dest_code = s.dest_code \
+                 AND p.day = s.day AND p.price = s.price) e \
+         CROSS JOIN LATERAL generate_series(1, s.n - e.m) \
+         WHERE s.n > e.m",
+    )
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    Ok(report)
+}
+
+fn write_price_line(p: &PriceRow, buf: &mut String) {
+    use std::fmt::Write;
+    copy_escape(&p.orig_code, buf);
+    buf.push('\t');
+    copy_escape(&p.dest_code, buf);
+    let _ = writeln!(buf, "\t{}\t{}", p.day, p.price);
+}
+
+/// Rows per multi-row INSERT on SQLite (4 bind parameters each, well under the limit).
+const SQLITE_CHUNK: usize = 500;
+
+async fn load_sqlite(
+    tx: &mut Transaction<'_, Sqlite>,
+    dump: &Dump,
+) -> Result<ImportReport, sqlx::Error> {
+    let mut report = ImportReport::default();
+    for chunk in dump.regions.chunks(SQLITE_CHUNK) {
+        let mut qb =
+            sqlx::QueryBuilder::<Sqlite>::new("INSERT INTO regions (slug, name, parent_slug) ");
+        qb.push_values(chunk, |mut b, r| {
+            b.push_bind(&r.slug)
+                .push_bind(&r.name)
+                .push_bind(&r.parent_slug);
+        });
+        qb.push(
+            " ON CONFLICT (slug) DO UPDATE SET name = excluded.name, parent_slug = excluded.parent_slug \
+             WHERE regions.name IS NOT excluded.name OR regions.parent_slug IS NOT excluded.parent_slug",
+        );
+        report.regions_written += qb.build().execute(&mut **tx).await?.rows_affected();
+    }
+    for chunk in dump.ports.chunks(SQLITE_CHUNK) {
+        let mut qb =
+            sqlx::QueryBuilder::<Sqlite>::new("INSERT INTO ports (code, name, parent_slug) ");
+        qb.push_values(chunk, |mut b, p| {
+            b.push_bind(&p.code)
+                .push_bind(&p.name)
+                .push_bind(&p.parent_slug);
+        });
+        qb.push(
+            " ON CONFLICT (code) DO UPDATE SET name = excluded.name, parent_slug = excluded.parent_slug \
+             WHERE ports.name IS NOT excluded.name OR ports.parent_slug IS NOT excluded.parent_slug",
+        );
+        report.ports_written += qb.build().execute(&mut **tx).await?.rows_affected();
+    }
+    if dump.prices.is_empty() {
+        return Ok(report);
+    }
+    sqlx::query(
+        "CREATE TEMP TABLE IF NOT EXISTS import_prices (orig_code TEXT NOT NULL, dest_code TEXT NOT NULL, \
+         day DATE NOT NULL, price INTEGER NOT NULL)",
+    )
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("DELETE FROM temp.import_prices")
+        .execute(&mut **tx)
+        .await?;
+    for chunk in dump.prices.chunks(SQLITE_CHUNK) {
+        let mut qb = sqlx::QueryBuilder::<Sqlite>::new(
+            "INSERT INTO temp.import_prices (orig_code, dest_code, day, price) ",
+        );
+        qb.push_values(chunk, |mut b, p| {
+            b.push_bind(&p.orig_code)
+                .push_bind(&p.dest_code)
+                .push_bind(p.day)
+                .push_bind(p.price);
+        });
+        qb.build().execute(&mut **tx).await?;
+    }
+    // How many more copies of each (lane, day, price) the dump has than the database,
+    // materialised before inserting so the counts cannot see the rows being added.
+    sqlx::query(
+        "CREATE TEMP TABLE IF NOT EXISTS import_need (orig_code TEXT, dest_code TEXT, day DATE, price INTEGER, k INTEGER)",
+    )
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("DELETE FROM temp.import_need")
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query(
+        "INSERT INTO temp.import_need (orig_code, dest_code, day, price, k) \
+         SELECT s.orig_code, s.dest_code, s.day, s.price, s.n - \
+           (SELECT COUNT(*) FROM prices p WHERE p.orig_code = s.orig_code AND p.dest_code = s.dest_code \
+              AND p.day = s.day AND p.price = s.price) \
+         FROM (SELECT orig_code, dest_code, day, price, COUNT(*) AS n FROM temp.import_prices \
+               GROUP BY orig_code, dest_code, day, price) s",
+    )
+    .execute(&mut **tx)
+    .await?;
+    report.prices_inserted = sqlx::query(
+        "WITH RECURSIVE copies(orig_code, dest_code, day, price, k) AS ( \
+           SELECT orig_code, dest_code, day, price, k FROM temp.import_need WHERE k > 0 \
+           UNION ALL SELECT orig_code, dest_code, day, price, k - 1 FROM copies WHERE k > 1) \
+         INSERT INTO prices (orig_code, dest_code, day, price) \
+         SELECT orig_code, dest_code, day, price FROM copies",
+    )
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    sqlx::query("DROP TABLE temp.import_prices")
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("DROP TABLE temp.import_need")
+        .execute(&mut **tx)
+        .await?;
+    Ok(report)
+}

@@ -1,0 +1,60 @@
+//! `GET /rates`.
+
+use axum::Json;
+use axum::extract::{RawQuery, State};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::{DayRate, daily_rates, query};
+use crate::app::AppState;
+use crate::http::problem::{Problem, ProblemBody};
+
+#[derive(Serialize, ToSchema)]
+pub struct RatesResponse {
+    /// One entry per day from `date_to` back to `date_from`.
+    pub rates: Vec<DayRate>,
+}
+
+/// Average daily price between two locations.
+///
+/// `orig_code` and `dest_code` are each a port code (e.g. `CNSGH`) or a region slug
+/// (e.g. `north_europe_main`); a region means every port in it and in all its descendant
+/// regions. The answer has one entry per day, newest first. `price` is the average of all
+/// prices that day and is null when fewer than 3 exist; `count` is null on days without
+/// any price.
+#[utoipa::path(get, path = "/rates", tag = "rates",
+    params(
+        ("date_from" = String, Query, description = "First day, YYYY-MM-DD", example = "2021-01-01"),
+        ("date_to" = String, Query, description = "Last day, YYYY-MM-DD (inclusive)", example = "2021-01-31"),
+        ("orig_code" = String, Query, description = "Origin port code or region slug", example = "CNGGZ"),
+        ("dest_code" = String, Query, description = "Destination port code or region slug", example = "EETLL"),
+    ),
+    responses(
+        (status = 200, description = "Daily rates", body = RatesResponse),
+        (status = 400, description = "Missing or malformed parameter, date_from after date_to, or range too long", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown port or region", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "Database unavailable", body = ProblemBody, content_type = "application/problem+json"),
+    ))]
+pub async fn get_rates(
+    State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<RatesResponse>, Problem> {
+    let q = query::parse(raw.as_deref(), state.http.rates_max_days)?;
+    let catalog = state.rates.catalog().await?;
+    let resolve = |name: &'static str, code: &str| {
+        catalog.resolve(code).ok_or_else(|| {
+            Problem::not_found(
+                "unknown-location",
+                "Unknown location",
+                format!("{name} {code:?} is neither a known port code nor a region slug"),
+            )
+            .with("parameter", name)
+        })
+    };
+    let orig = resolve("orig_code", &q.orig_code)?;
+    let dest = resolve("dest_code", &q.dest_code)?;
+    let series = state.rates.series(&orig, &dest).await?;
+    Ok(Json(RatesResponse {
+        rates: daily_rates(&series, q.date_from, q.date_to),
+    }))
+}

@@ -1,0 +1,143 @@
+//! Rates queries for both backends: the catalog (ports, regions), the daily series of a
+//! set of lanes from the derived `price_daily` table, and the change generation.
+
+use chrono::{Datelike, NaiveDate};
+use sqlx::Row;
+
+use super::catalog::{Catalog, Port, Region};
+use crate::db::Db;
+
+/// Sum and number of price samples on one day (summed over all lanes asked for).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DayAgg {
+    /// Days since 0001-01-01 (chrono's `num_days_from_ce`).
+    pub day: i32,
+    pub total: i64,
+    pub samples: i64,
+}
+
+pub fn day_number(d: NaiveDate) -> i32 {
+    d.num_days_from_ce()
+}
+
+pub async fn load_catalog(db: &Db) -> Result<Catalog, sqlx::Error> {
+    let (regions, ports) = match db {
+        Db::Postgres(pool) => {
+            let regions = sqlx::query("SELECT slug, name, parent_slug FROM regions")
+                .fetch_all(pool)
+                .await?;
+            let ports = sqlx::query("SELECT code, name, parent_slug FROM ports")
+                .fetch_all(pool)
+                .await?;
+            (
+                regions
+                    .iter()
+                    .map(|r| Region {
+                        slug: r.get(0),
+                        name: r.get(1),
+                        parent_slug: r.get(2),
+                    })
+                    .collect(),
+                ports
+                    .iter()
+                    .map(|r| Port {
+                        code: r.get(0),
+                        name: r.get(1),
+                        parent_slug: r.get(2),
+                    })
+                    .collect(),
+            )
+        }
+        Db::Sqlite(pool) => {
+            let regions = sqlx::query("SELECT slug, name, parent_slug FROM regions")
+                .fetch_all(pool)
+                .await?;
+            let ports = sqlx::query("SELECT code, name, parent_slug FROM ports")
+                .fetch_all(pool)
+                .await?;
+            (
+                regions
+                    .iter()
+                    .map(|r| Region {
+                        slug: r.get(0),
+                        name: r.get(1),
+                        parent_slug: r.get(2),
+                    })
+                    .collect(),
+                ports
+                    .iter()
+                    .map(|r| Port {
+                        code: r.get(0),
+                        name: r.get(1),
+                        parent_slug: r.get(2),
+                    })
+                    .collect(),
+            )
+        }
+    };
+    Ok(Catalog::new(regions, ports))
+}
+
+/// The whole daily series (sum and count per day, oldest first) over every lane from any
+/// of `origs` to any of `dests`.
+pub async fn load_series(
+    db: &Db,
+    origs: &[String],
+    dests: &[String],
+) -> Result<Vec<DayAgg>, sqlx::Error> {
+    if origs.is_empty() || dests.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<(NaiveDate, i64, i64)> = match db {
+        Db::Postgres(pool) => {
+            sqlx::query_as(
+                "SELECT day, SUM(total)::bigint, SUM(samples)::bigint FROM price_daily \
+                 WHERE orig_code = ANY($1) AND dest_code = ANY($2) GROUP BY day ORDER BY day",
+            )
+            .bind(origs)
+            .bind(dests)
+            .fetch_all(pool)
+            .await?
+        }
+        Db::Sqlite(pool) => {
+            let o = serde_json::to_string(origs).expect("strings serialize");
+            let d = serde_json::to_string(dests).expect("strings serialize");
+            sqlx::query_as(
+                "SELECT day, SUM(total), SUM(samples) FROM price_daily \
+                 WHERE orig_code IN (SELECT value FROM json_each(?1)) \
+                   AND dest_code IN (SELECT value FROM json_each(?2)) \
+                 GROUP BY day ORDER BY day",
+            )
+            .bind(o)
+            .bind(d)
+            .fetch_all(pool)
+            .await?
+        }
+    };
+    Ok(rows
+        .into_iter()
+        .map(|(day, total, samples)| DayAgg {
+            day: day_number(day),
+            total,
+            samples,
+        })
+        .collect())
+}
+
+/// The change counter bumped (by triggers) on every write to prices, ports or regions.
+pub async fn generation(db: &Db) -> Result<i64, sqlx::Error> {
+    let q = "SELECT generation FROM rates_generation WHERE id = 1";
+    match db {
+        Db::Postgres(pool) => sqlx::query_scalar(q).fetch_one(pool).await,
+        Db::Sqlite(pool) => sqlx::query_scalar(q).fetch_one(pool).await,
+    }
+}
+
+/// Row counts of the rates tables: (regions, ports, prices).
+pub async fn counts(db: &Db) -> Result<(i64, i64, i64), sqlx::Error> {
+    let q = "SELECT (SELECT COUNT(*) FROM regions), (SELECT COUNT(*) FROM ports), (SELECT COUNT(*) FROM prices)";
+    match db {
+        Db::Postgres(pool) => sqlx::query_as(q).fetch_one(pool).await,
+        Db::Sqlite(pool) => sqlx::query_as(q).fetch_one(pool).await,
+    }
+}
