@@ -122,9 +122,23 @@ impl From<sqlx::Error> for Problem {
             | sqlx::Error::Io(_)
             | sqlx::Error::Tls(_)
             | sqlx::Error::WorkerCrashed => Problem::unavailable(err),
+            sqlx::Error::Database(db) if is_transient(db.code().as_deref()) => {
+                Problem::unavailable(err)
+            }
             _ => Problem::internal(err),
         }
     }
+}
+
+/// SQLSTATE classes (PostgreSQL) and result codes (SQLite) that mean "try again later"
+/// rather than "this request is wrong" or "we have a bug".
+fn is_transient(code: Option<&str>) -> bool {
+    let Some(code) = code else { return false };
+    matches!(&code[..code.len().min(2)], "08" | "40" | "53" | "57" | "58")
+        // 55000: the database is not accepting connections (e.g. ALLOW_CONNECTIONS false).
+        || code == "55000"
+        // SQLite: SQLITE_BUSY, SQLITE_LOCKED and their extended codes.
+        || code == "5" || code == "6" || code.parse::<u32>().is_ok_and(|c| c & 0xff == 5 || c & 0xff == 6)
 }
 
 impl From<anyhow::Error> for Problem {

@@ -37,6 +37,10 @@ pub fn parse(raw: Option<&str>, max_days: u32) -> Result<RatesQuery, Problem> {
             "dest_code" => &mut dest,
             _ => continue,
         };
+        // `date_from=` is as good as absent.
+        if value.is_empty() {
+            continue;
+        }
         if slot.is_some() {
             return Err(Problem::bad_request(
                 "duplicate-parameter",

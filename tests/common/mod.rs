@@ -1,0 +1,161 @@
+//! Test harness: real servers, fresh databases, the reference data.
+//!
+//! PostgreSQL: `PRICEHUB_TEST_DATABASE_URL` (an admin URL of a throw-away server) when set,
+//! otherwise a server started here from the local binaries with `scripts/pg.sh`. Each test
+//! gets its own database cloned from a migrated template. When PostgreSQL cannot be had the
+//! test says so loudly and, under CI (`CI=true`), fails.
+#![allow(dead_code)]
+
+pub mod pg;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use pricehub::app::{RunningApi, start_api};
+use pricehub::config::{DatabaseUrl, DbArgs, HttpArgs};
+use pricehub::db::Db;
+use tokio_util::sync::CancellationToken;
+
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Says loudly that something the test needs is missing; fails under CI.
+pub fn unavailable(what: &str) {
+    if in_ci() {
+        panic!("{what} is not available, and CI=true makes that a failure");
+    }
+    eprintln!("\n!!! SKIPPED: {what} is not available (set CI=true to make this a failure) !!!\n");
+}
+
+/// The reference data directory (`PRICEHUB_TEST_DATA`, default `../shared/data`).
+pub fn data_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("PRICEHUB_TEST_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
+    if dir.join("rates-2021.sql").is_file() {
+        Some(dir)
+    } else {
+        unavailable(&format!("reference data in {}", dir.display()));
+        None
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A fresh, empty database of the given backend (not migrated). `None` when unavailable
+/// (already reported).
+pub async fn fresh_database_url(
+    backend: Backend,
+) -> Option<(DatabaseUrl, Option<tempfile::TempDir>)> {
+    match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let url = DatabaseUrl::sqlite_file(&dir.path().join("test.db"));
+            Some((url, Some(dir)))
+        }
+        Backend::Postgres => pg::fresh_database(false).await.map(|u| (u, None)),
+    }
+}
+
+/// A fresh, migrated database.
+pub async fn fresh_db(backend: Backend) -> Option<TestDb> {
+    let (url, dir) = match backend {
+        Backend::Sqlite => fresh_database_url(backend).await?,
+        Backend::Postgres => (pg::fresh_database(true).await?, None),
+    };
+    let db = Db::connect(&DbArgs::new(url.clone()))
+        .await
+        .expect("connect to test database");
+    db.migrate().await.expect("migrate test database");
+    Some(TestDb { db, url, _dir: dir })
+}
+
+pub struct TestDb {
+    pub db: Db,
+    pub url: DatabaseUrl,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDb {
+    pub fn new(db: Db, url: DatabaseUrl, dir: Option<tempfile::TempDir>) -> TestDb {
+        TestDb { db, url, _dir: dir }
+    }
+}
+
+/// The API running in this process on 127.0.0.1:0.
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub api: Option<RunningApi>,
+    pub db: TestDb,
+}
+
+impl TestApp {
+    pub async fn start(db: TestDb) -> TestApp {
+        Self::start_with(db, HttpArgs::default()).await
+    }
+
+    pub async fn start_with(db: TestDb, mut http: HttpArgs) -> TestApp {
+        http.listen = "127.0.0.1:0".parse().unwrap();
+        let api = start_api(db.db.clone(), http, CancellationToken::new())
+            .await
+            .expect("start API");
+        TestApp {
+            base: format!("http://{}", api.addr),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+            api: Some(api),
+            db,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// GET returning (status, content-type, JSON body).
+    pub async fn get_json(&self, path: &str) -> (u16, String, serde_json::Value) {
+        let resp = self.get(path).await;
+        let status = resp.status().as_u16();
+        let ct = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let text = resp.text().await.unwrap();
+        let body = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("GET {path}: body is not JSON ({e}): {text:.300}"));
+        (status, ct, body)
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(api) = self.api.take() {
+            api.stop().await.expect("clean stop");
+        }
+    }
+}
+
+/// Imports the 2021 reference dump into a database.
+pub async fn import_2021(db: &Db) -> bool {
+    let Some(dir) = data_dir() else { return false };
+    pricehub::rates::import::import_file(db, &dir.join("rates-2021.sql"))
+        .await
+        .expect("import rates-2021.sql");
+    true
+}
