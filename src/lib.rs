@@ -3,6 +3,7 @@
 pub mod app;
 pub mod config;
 pub mod db;
+pub mod feed;
 pub mod http;
 pub mod rates;
 pub mod telemetry;

@@ -1,0 +1,60 @@
+//! Live price feed: the wire codec and the market model behind `pricehub provider` and
+//! `pricehub collector`.
+//!
+//! The wire format (SPEC §1) has to stay byte-compatible with the original Python
+//! provider, so it lives in one place, [`codec`], and both sides use the same
+//! [`codec::TradeCodec`]: the provider cannot emit a frame the collector would reject.
+//! [`market`] is pure and deterministic (no clock, no I/O, seeded randomness) so that a
+//! `--seed` reproduces a stream exactly and the model can be tested without a socket.
+
+use serde::{Deserialize, Serialize};
+
+pub mod codec;
+pub mod market;
+
+/// One trade as it travels on the wire and is stored by the collector.
+///
+/// Field names are part of the contract: they match the reference decoding
+/// (`feed-capture.json`) and the JSON the rest of the system serves.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Trade {
+    /// Milliseconds since the Unix epoch, UTC, as stamped by the provider.
+    pub timestamp_ms: u64,
+    /// Printable ASCII, 1..=32 bytes (see [`codec::validate_ticker`]).
+    pub ticker: String,
+    /// Finite and strictly positive (see [`codec::validate_price`]).
+    pub price: f64,
+    /// Quantity in the instrument's unit (see [`market::Instrument`]).
+    pub size: u32,
+}
+
+impl Trade {
+    /// Checks the invariants every frame on the wire must satisfy, so a trade built in
+    /// code (or read back from a spool) is held to the same rules as a decoded one.
+    pub fn validate(&self) -> Result<(), codec::FrameError> {
+        codec::validate_ticker(self.ticker.as_bytes())?;
+        codec::validate_price(self.price)
+    }
+}
+
+/// The reference data directory (`PRICEHUB_TEST_DATA`, else `../shared/data` next to the
+/// repository), or `None` after saying loudly that the calling test is skipped. Under CI
+/// (`CI=true`) missing data is a failure, never a silent skip.
+#[cfg(test)]
+pub(crate) fn test_data_dir() -> Option<std::path::PathBuf> {
+    use std::path::PathBuf;
+    let dir = std::env::var_os("PRICEHUB_TEST_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
+    if dir.join("feed-capture.bin").is_file() && dir.join("feed-capture.json").is_file() {
+        return Some(dir);
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("reference data not found in {} (CI=true)", dir.display());
+    }
+    eprintln!(
+        "SKIPPED (no reference data): {} has no feed-capture.bin/.json; set PRICEHUB_TEST_DATA",
+        dir.display()
+    );
+    None
+}
