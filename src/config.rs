@@ -73,6 +73,37 @@ impl FromStr for DatabaseUrl {
     }
 }
 
+/// Parses `--database-url` without echoing the value: clap's own error would print the
+/// URL, password included.
+#[derive(Clone, Copy, Debug)]
+pub struct DatabaseUrlParser;
+
+impl clap::builder::TypedValueParser for DatabaseUrlParser {
+    type Value = DatabaseUrl;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<DatabaseUrl, clap::Error> {
+        let name = arg
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| "--database-url".into());
+        let fail = |msg: String| {
+            clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!("invalid value for {name}: {msg}\n"),
+            )
+            .with_cmd(cmd)
+        };
+        let s = value
+            .to_str()
+            .ok_or_else(|| fail("not valid UTF-8".into()))?;
+        s.parse().map_err(fail)
+    }
+}
+
 impl fmt::Debug for DatabaseUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "DatabaseUrl({})", self.redacted())
@@ -111,7 +142,7 @@ pub struct LogArgs {
 #[derive(Args, Clone, Debug)]
 pub struct DbArgs {
     /// Database URL: `postgres://user:pass@host/db` or `sqlite://path/to/file.db`.
-    #[arg(long, env = "DATABASE_URL")]
+    #[arg(long, env = "DATABASE_URL", value_parser = DatabaseUrlParser)]
     pub database_url: DatabaseUrl,
 
     /// Maximum connections in the pool.
@@ -199,7 +230,7 @@ pub struct AllArgs {
     pub data_dir: PathBuf,
 
     /// Use this database instead of the SQLite file in the data directory.
-    #[arg(long, env = "DATABASE_URL")]
+    #[arg(long, env = "DATABASE_URL", value_parser = DatabaseUrlParser)]
     pub database_url: Option<DatabaseUrl>,
 
     /// Do not generate the synthetic demo data set when the database has no rates.
