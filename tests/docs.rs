@@ -37,10 +37,22 @@ fn options(help: &str) -> Vec<Opt> {
                 .find(|w| w.starts_with("--"))
                 .unwrap_or(t)
                 .to_string();
-            opts.push(Opt { flag, env: None, default: None, help: String::new() });
+            opts.push(Opt {
+                flag,
+                env: None,
+                default: None,
+                help: String::new(),
+            });
         } else if let Some(o) = opts.last_mut() {
             if let Some(env) = t.strip_prefix("[env: ") {
-                o.env = Some(env.trim_end_matches(']').trim_end_matches('=').split('=').next().unwrap().to_string());
+                o.env = Some(
+                    env.trim_end_matches(']')
+                        .trim_end_matches('=')
+                        .split('=')
+                        .next()
+                        .unwrap()
+                        .to_string(),
+                );
             } else if let Some(d) = t.strip_prefix("[default: ") {
                 o.default = Some(d.trim_end_matches(']').to_string());
             } else if o.help.is_empty() && !t.is_empty() && !t.starts_with('[') {
@@ -57,8 +69,18 @@ fn generated() -> String {
     for sub in SUBCOMMANDS {
         out.push_str(&format!("\n### `pricehub {sub}`\n\n| flag | environment | default | meaning |\n|---|---|---|---|\n"));
         for o in options(&help_of(sub)) {
-            let cell = |v: &Option<String>| v.as_ref().map(|s| format!("`{s}`")).unwrap_or_else(|| "—".into());
-            out.push_str(&format!("| `{}` | {} | {} | {} |\n", o.flag, cell(&o.env), cell(&o.default), o.help.replace('|', "\\|")));
+            let cell = |v: &Option<String>| {
+                v.as_ref()
+                    .map(|s| format!("`{s}`"))
+                    .unwrap_or_else(|| "—".into())
+            };
+            out.push_str(&format!(
+                "| `{}` | {} | {} | {} |\n",
+                o.flag,
+                cell(&o.env),
+                cell(&o.default),
+                o.help.replace('|', "\\|")
+            ));
         }
     }
     out
@@ -87,7 +109,11 @@ fn configuration_reference_matches_the_help() {
 fn every_setting_has_an_environment_variable() {
     for sub in SUBCOMMANDS {
         for o in options(&help_of(sub)) {
-            assert!(o.env.is_some() || o.flag == "--version", "pricehub {sub} {} has no environment variable", o.flag);
+            assert!(
+                o.env.is_some() || o.flag == "--version",
+                "pricehub {sub} {} has no environment variable",
+                o.flag
+            );
         }
     }
 }
