@@ -12,6 +12,7 @@ have_pg || want+=(postgresql)
 command -v psql >/dev/null 2>&1 || want+=(postgresql-client)
 command -v redis-server >/dev/null 2>&1 || want+=(redis-server)
 command -v promtool >/dev/null 2>&1 || want+=(prometheus)
+command -v chromium >/dev/null 2>&1 || want+=(chromium)
 if [ "${1:-}" = "--bench" ]; then
   command -v wrk >/dev/null 2>&1 || want+=(wrk)
   command -v hyperfine >/dev/null 2>&1 || want+=(hyperfine)
