@@ -16,6 +16,17 @@ use pricehub::config::{DatabaseUrl, DbArgs, HttpArgs};
 use pricehub::db::Db;
 use tokio_util::sync::CancellationToken;
 
+/// Every route the API serves; the OpenAPI document and the docs page must list them all.
+pub const ROUTES: &[&str] = &[
+    "/rates",
+    "/livez",
+    "/readyz",
+    "/metrics",
+    "/version",
+    "/openapi.json",
+    "/docs",
+];
+
 pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
 }
