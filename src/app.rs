@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{AllArgs, DatabaseUrl, DbArgs, HttpArgs, ImportArgs, MigrateArgs, ServeArgs};
 use crate::db::Db;
 use crate::rates::cache::RatesCache;
+use crate::rates::ingest::Ingest;
 use crate::{http, rates, telemetry};
 
 /// Shared state of the API handlers.
@@ -18,6 +19,7 @@ use crate::{http, rates, telemetry};
 pub struct AppState {
     pub db: Db,
     pub rates: Arc<RatesCache>,
+    pub ingest: Arc<Ingest>,
     pub http: Arc<HttpArgs>,
 }
 
@@ -27,18 +29,25 @@ pub struct RunningApi {
     pub state: AppState,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    background: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl RunningApi {
     /// Stops accepting, lets in-flight requests finish, and waits for the server to end.
     pub async fn stop(self) -> anyhow::Result<()> {
         self.shutdown.cancel();
-        self.task.await.context("server task panicked")?
+        self.wait().await
     }
 
-    /// Waits until the server ends (after `shutdown` is cancelled).
+    /// Waits until the server and its background tasks end (after `shutdown` is cancelled).
     pub async fn wait(self) -> anyhow::Result<()> {
-        self.task.await.context("server task panicked")?
+        let served = self.task.await.context("server task panicked")?;
+        // The batch worker finishes the batch in hand before it stops.
+        self.shutdown.cancel();
+        for t in self.background {
+            let _ = t.await;
+        }
+        served
     }
 }
 
@@ -54,10 +63,19 @@ pub async fn start_api(
         .with_context(|| format!("cannot listen on {}", http.listen))?;
     let addr = listener.local_addr()?;
     let rates = RatesCache::new(db.clone());
-    rates.spawn_watcher(shutdown.clone());
+    let mut background = vec![rates.spawn_watcher(shutdown.clone())];
+    let ingest = Ingest::new(
+        db.clone(),
+        rates.clone(),
+        http.ingest.ingest_max_rows as usize,
+    );
+    if http.ingest.ingest_worker {
+        background.push(ingest.spawn_worker(shutdown.clone()));
+    }
     let state = AppState {
         db,
         rates,
+        ingest,
         http: Arc::new(http),
     };
     let app = http::router(state.clone());
@@ -69,6 +87,7 @@ pub async fn start_api(
         state,
         shutdown,
         task,
+        background,
     })
 }
 

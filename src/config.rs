@@ -190,6 +190,9 @@ pub struct HttpArgs {
     /// Apply pending migrations at start-up (disable when a deploy job runs `pricehub migrate`).
     #[arg(long, env = "PRICEHUB_MIGRATE", default_value_t = true, action = clap::ArgAction::Set)]
     pub migrate: bool,
+
+    #[command(flatten)]
+    pub ingest: IngestArgs,
 }
 
 impl Default for HttpArgs {
@@ -200,6 +203,68 @@ impl Default for HttpArgs {
             shutdown_timeout: 30,
             rates_max_days: 3660,
             migrate: true,
+            ingest: IngestArgs::default(),
+        }
+    }
+}
+
+/// A secret setting (token, password): never printed by `Debug` or in logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Secret {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for Secret {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.trim().is_empty() {
+            Err("must not be empty".into())
+        } else {
+            Ok(Secret(s.to_string()))
+        }
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Batch ingestion of prices (`POST /prices`, `POST /batches`).
+#[derive(Args, Clone, Debug)]
+pub struct IngestArgs {
+    /// Bearer token that authorises writes; with none set, ingestion is disabled (403).
+    #[arg(long, env = "PRICEHUB_INGEST_TOKEN", hide_env_values = true)]
+    pub ingest_token: Option<Secret>,
+
+    /// Largest accepted batch body in bytes (413 above it).
+    #[arg(long, env = "PRICEHUB_INGEST_MAX_BODY_BYTES", default_value_t = 100 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    pub ingest_max_body_bytes: u64,
+
+    /// Most rows in one batch (413 above it).
+    #[arg(long, env = "PRICEHUB_INGEST_MAX_ROWS", default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub ingest_max_rows: u64,
+
+    /// Run the worker that commits asynchronous batches (`POST /batches`) in this process.
+    #[arg(long, env = "PRICEHUB_INGEST_WORKER", default_value_t = true, action = clap::ArgAction::Set)]
+    pub ingest_worker: bool,
+}
+
+impl Default for IngestArgs {
+    fn default() -> Self {
+        IngestArgs {
+            ingest_token: None,
+            ingest_max_body_bytes: 100 * 1024 * 1024,
+            ingest_max_rows: 1_000_000,
+            ingest_worker: true,
         }
     }
 }

@@ -5,5 +5,6 @@ pub mod config;
 pub mod db;
 pub mod feed;
 pub mod http;
+pub mod idempotency;
 pub mod rates;
 pub mod telemetry;

@@ -1,5 +1,6 @@
 //! Router assembly, shared middleware and the server loop with graceful shutdown.
 
+pub mod auth;
 pub mod middleware;
 pub mod openapi;
 pub mod ops;
@@ -29,6 +30,9 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 fn api_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(crate::rates::routes::get_rates))
+        .routes(routes!(crate::rates::ingest::routes::post_prices))
+        .routes(routes!(crate::rates::ingest::routes::post_batches))
+        .routes(routes!(crate::rates::ingest::routes::get_batch))
         .routes(routes!(ops::livez))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))

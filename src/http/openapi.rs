@@ -12,12 +12,29 @@ use utoipa::OpenApi;
         description = "Self-hostable price platform: freight rates, live prices, BTC buy orders.\n\nErrors are `application/problem+json` (RFC 9457) with a stable `type` of the form `urn:pricehub:problem:<kind>`.",
         license(name = "MIT")
     ),
+    modifiers(&BearerAuth),
     tags(
         (name = "rates", description = "Freight rates between ports and regions"),
+        (name = "ingest", description = "Atomic batch ingestion of prices (bearer token)"),
         (name = "operations", description = "Health, metrics, version and this documentation")
     )
 )]
 pub struct ApiDoc;
+
+/// Declares the bearer-token scheme the write endpoints use.
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+        doc.components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+            );
+    }
+}
 
 /// This document.
 #[utoipa::path(get, path = "/openapi.json", tag = "operations",

@@ -10,13 +10,7 @@ use chrono::NaiveDate;
 
 use super::catalog::{Port, Region};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PriceRow {
-    pub orig_code: String,
-    pub dest_code: String,
-    pub day: NaiveDate,
-    pub price: i32,
-}
+pub use super::PriceRow;
 
 /// The contents of a dump, in load order (regions parents first).
 #[derive(Debug, Default)]

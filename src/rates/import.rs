@@ -14,7 +14,8 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use sqlx::{Postgres, Sqlite, Transaction};
 
-use super::dump::{self, Dump, PriceRow};
+use super::dump::{self, Dump};
+use super::store;
 use crate::db::Db;
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -104,19 +105,6 @@ pub async fn load(db: &Db, dump: &Dump) -> Result<ImportReport, sqlx::Error> {
     Ok(report)
 }
 
-/// Escapes a value for COPY text format.
-fn copy_escape(s: &str, out: &mut String) {
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\t' => out.push_str("\\t"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            c => out.push(c),
-        }
-    }
-}
-
 async fn load_postgres(
     tx: &mut Transaction<'_, Postgres>,
     dump: &Dump,
@@ -169,18 +157,7 @@ async fn load_postgres(
     )
     .execute(&mut **tx)
     .await?;
-    let mut copy = tx
-        .copy_in_raw("COPY import_prices (orig_code, dest_code, day, price) FROM STDIN")
-        .await?;
-    let mut buf = String::with_capacity(1 << 20);
-    for chunk in dump.prices.chunks(16_384) {
-        buf.clear();
-        for p in chunk {
-            write_price_line(p, &mut buf);
-        }
-        copy.send(buf.as_bytes()).await?;
-    }
-    copy.finish().await?;
+    store::pg_copy_prices(tx, "import_prices", &dump.prices).await?;
     report.prices_inserted = sqlx::query(
         "INSERT INTO prices (orig_code, dest_code, day, price) \
          SELECT s.orig_code, s.dest_code, s.day, s.price \
@@ -198,16 +175,8 @@ async fn load_postgres(
     Ok(report)
 }
 
-fn write_price_line(p: &PriceRow, buf: &mut String) {
-    use std::fmt::Write;
-    copy_escape(&p.orig_code, buf);
-    buf.push('\t');
-    copy_escape(&p.dest_code, buf);
-    let _ = writeln!(buf, "\t{}\t{}", p.day, p.price);
-}
-
 /// Rows per multi-row INSERT on SQLite (4 bind parameters each, well under the limit).
-const SQLITE_CHUNK: usize = 500;
+const SQLITE_CHUNK: usize = 500; // rows per multi-row upsert
 
 async fn load_sqlite(
     tx: &mut Transaction<'_, Sqlite>,
@@ -254,18 +223,7 @@ async fn load_sqlite(
     sqlx::query("DELETE FROM temp.import_prices")
         .execute(&mut **tx)
         .await?;
-    for chunk in dump.prices.chunks(SQLITE_CHUNK) {
-        let mut qb = sqlx::QueryBuilder::<Sqlite>::new(
-            "INSERT INTO temp.import_prices (orig_code, dest_code, day, price) ",
-        );
-        qb.push_values(chunk, |mut b, p| {
-            b.push_bind(&p.orig_code)
-                .push_bind(&p.dest_code)
-                .push_bind(p.day)
-                .push_bind(p.price);
-        });
-        qb.build().execute(&mut **tx).await?;
-    }
+    store::sqlite_insert_prices(tx, "temp.import_prices", &dump.prices).await?;
     // How many more copies of each (lane, day, price) the dump has than the database,
     // materialised before inserting so the counts cannot see the rows being added.
     sqlx::query(

@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod demo;
 pub mod dump;
 pub mod import;
+pub mod ingest;
 pub mod query;
 pub mod routes;
 pub mod store;
@@ -15,6 +16,15 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use store::{DayAgg, day_number};
+
+/// One row of the `prices` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PriceRow {
+    pub orig_code: String,
+    pub dest_code: String,
+    pub day: NaiveDate,
+    pub price: i32,
+}
 
 /// Fewer samples than this on a day and its `price` is null (the original's rule).
 pub const MIN_SAMPLES: i64 = 3;

@@ -4,6 +4,7 @@
 use chrono::{Datelike, NaiveDate};
 use sqlx::Row;
 
+use super::PriceRow;
 use super::catalog::{Catalog, Port, Region};
 use crate::db::Db;
 
@@ -140,4 +141,69 @@ pub async fn counts(db: &Db) -> Result<(i64, i64, i64), sqlx::Error> {
         Db::Postgres(pool) => sqlx::query_as(q).fetch_one(pool).await,
         Db::Sqlite(pool) => sqlx::query_as(q).fetch_one(pool).await,
     }
+}
+
+/// Escapes a value for PostgreSQL's COPY text format.
+fn copy_escape(s: &str, out: &mut String) {
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// Writes price rows into `table` (columns orig_code, dest_code, day, price) with one
+/// `COPY … FROM STDIN` inside the caller's transaction.
+pub async fn pg_copy_prices(
+    conn: &mut sqlx::PgConnection,
+    table: &str,
+    rows: &[PriceRow],
+) -> Result<u64, sqlx::Error> {
+    use std::fmt::Write;
+    let mut copy = conn
+        .copy_in_raw(&format!(
+            "COPY {table} (orig_code, dest_code, day, price) FROM STDIN"
+        ))
+        .await?;
+    let mut buf = String::with_capacity(1 << 20);
+    for chunk in rows.chunks(16_384) {
+        buf.clear();
+        for p in chunk {
+            copy_escape(&p.orig_code, &mut buf);
+            buf.push('\t');
+            copy_escape(&p.dest_code, &mut buf);
+            let _ = writeln!(buf, "\t{}\t{}", p.day, p.price);
+        }
+        copy.send(buf.as_bytes()).await?;
+    }
+    copy.finish().await
+}
+
+/// Rows per multi-row INSERT on SQLite (4 bind parameters each, well under the limit).
+const SQLITE_ROWS_PER_INSERT: usize = 500;
+
+/// Writes price rows into `table` with multi-row INSERTs inside the caller's transaction.
+pub async fn sqlite_insert_prices(
+    conn: &mut sqlx::SqliteConnection,
+    table: &str,
+    rows: &[PriceRow],
+) -> Result<u64, sqlx::Error> {
+    let mut n = 0;
+    for chunk in rows.chunks(SQLITE_ROWS_PER_INSERT) {
+        let mut qb = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!(
+            "INSERT INTO {table} (orig_code, dest_code, day, price) "
+        ));
+        qb.push_values(chunk, |mut b, p| {
+            b.push_bind(&p.orig_code)
+                .push_bind(&p.dest_code)
+                .push_bind(p.day)
+                .push_bind(p.price);
+        });
+        n += qb.build().execute(&mut *conn).await?.rows_affected();
+    }
+    Ok(n)
 }

@@ -160,6 +160,14 @@ impl TestApp {
             api.stop().await.expect("clean stop");
         }
     }
+
+    /// Stops the API but keeps its database (and its temporary directory) for a restart.
+    pub async fn stop_keeping_db(mut self) -> TestDb {
+        if let Some(api) = self.api.take() {
+            api.stop().await.expect("clean stop");
+        }
+        self.db
+    }
 }
 
 /// Imports the 2021 reference dump into a database.

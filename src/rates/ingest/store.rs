@@ -1,0 +1,254 @@
+//! Ingestion queries for both backends: writing rows, and the `ingest_batches` records.
+
+use serde::Serialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::parse::{Format, Rejection, RowError};
+use crate::db::{Db, Tx};
+use crate::rates::PriceRow;
+use crate::rates::store::{pg_copy_prices, sqlite_insert_prices};
+
+/// Writes rows into `prices` inside `tx` (`COPY` on PostgreSQL).
+pub async fn insert_prices(tx: &mut Tx, rows: &[PriceRow]) -> Result<u64, sqlx::Error> {
+    match tx {
+        Tx::Postgres(t) => pg_copy_prices(t, "prices", rows).await,
+        Tx::Sqlite(t) => sqlite_insert_prices(t, "prices", rows).await,
+    }
+}
+
+pub async fn record_sync_batch(
+    tx: &mut Tx,
+    id: Uuid,
+    format: Format,
+    payload_bytes: usize,
+    rows: usize,
+) -> Result<(), sqlx::Error> {
+    match tx {
+        Tx::Postgres(t) => {
+            sqlx::query(
+                "INSERT INTO ingest_batches (id, mode, status, content_type, payload_bytes, row_count, error_count, finished_at) \
+                 VALUES ($1::uuid, 'sync', 'committed', $2, $3, $4, 0, now())",
+            )
+            .bind(id.to_string())
+            .bind(format.content_type())
+            .bind(payload_bytes as i64)
+            .bind(rows as i64)
+            .execute(&mut **t)
+            .await?;
+        }
+        Tx::Sqlite(t) => {
+            sqlx::query(
+                "INSERT INTO ingest_batches (id, mode, status, content_type, payload_bytes, row_count, error_count, finished_at) \
+                 VALUES (?1, 'sync', 'committed', ?2, ?3, ?4, 0, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
+            )
+            .bind(id.to_string())
+            .bind(format.content_type())
+            .bind(payload_bytes as i64)
+            .bind(rows as i64)
+            .execute(&mut **t)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+pub async fn insert_pending_batch(
+    tx: &mut Tx,
+    id: Uuid,
+    format: Format,
+    payload: &[u8],
+) -> Result<(), sqlx::Error> {
+    let q_pg = "INSERT INTO ingest_batches (id, mode, status, content_type, payload, payload_bytes) \
+                VALUES ($1::uuid, 'async', 'pending', $2, $3, $4)";
+    let q_lite = "INSERT INTO ingest_batches (id, mode, status, content_type, payload, payload_bytes) \
+                  VALUES (?1, 'async', 'pending', ?2, ?3, ?4)";
+    match tx {
+        Tx::Postgres(t) => {
+            sqlx::query(q_pg)
+                .bind(id.to_string())
+                .bind(format.content_type())
+                .bind(payload)
+                .bind(payload.len() as i64)
+                .execute(&mut **t)
+                .await?;
+        }
+        Tx::Sqlite(t) => {
+            sqlx::query(q_lite)
+                .bind(id.to_string())
+                .bind(format.content_type())
+                .bind(payload)
+                .bind(payload.len() as i64)
+                .execute(&mut **t)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// A pending batch claimed by a worker (locked until `tx` ends).
+pub struct Claimed {
+    pub id: String,
+    pub format: Format,
+    pub payload: Vec<u8>,
+    pub attempts: i32,
+}
+
+/// Takes the oldest pending batch, locking it for this transaction. On PostgreSQL other
+/// workers skip it (`FOR UPDATE SKIP LOCKED`); on SQLite the first statement is a write,
+/// which takes the database's write lock. A crash before commit releases the claim, and
+/// the batch is picked up again.
+pub async fn claim_pending(tx: &mut Tx) -> Result<Option<Claimed>, sqlx::Error> {
+    let row: Option<(String, String, Option<Vec<u8>>, i32)> = match tx {
+        Tx::Postgres(t) => {
+            sqlx::query_as(
+                "UPDATE ingest_batches SET attempts = attempts + 1 WHERE id = ( \
+                   SELECT id FROM ingest_batches WHERE status = 'pending' \
+                   ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED) \
+                 RETURNING id::text, content_type, payload, attempts",
+            )
+            .fetch_optional(&mut **t)
+            .await?
+        }
+        Tx::Sqlite(t) => {
+            sqlx::query_as(
+                "UPDATE ingest_batches SET attempts = attempts + 1 WHERE id = ( \
+                   SELECT id FROM ingest_batches WHERE status = 'pending' ORDER BY created_at LIMIT 1) \
+                 RETURNING id, content_type, payload, attempts",
+            )
+            .fetch_optional(&mut **t)
+            .await?
+        }
+    };
+    Ok(row.map(|(id, ct, payload, attempts)| Claimed {
+        id,
+        format: Format::from_content_type(Some(&ct)).unwrap_or(Format::Json),
+        payload: payload.unwrap_or_default(),
+        attempts,
+    }))
+}
+
+/// Marks a claimed batch committed or rejected and drops its payload.
+pub async fn finish_batch(
+    tx: &mut Tx,
+    id: &str,
+    rows: usize,
+    rejection: Option<&Rejection>,
+) -> Result<(), sqlx::Error> {
+    let status = if rejection.is_some() {
+        "rejected"
+    } else {
+        "committed"
+    };
+    let errors = rejection.map(|r| serde_json::to_string(&r.errors).expect("errors serialize"));
+    let error_count = rejection.map(|r| r.error_count as i64).unwrap_or(0);
+    match tx {
+        Tx::Postgres(t) => {
+            sqlx::query(
+                "UPDATE ingest_batches SET status = $2, row_count = $3, error_count = $4, errors = $5::jsonb, \
+                 payload = NULL, finished_at = now() WHERE id = $1::uuid",
+            )
+            .bind(id)
+            .bind(status)
+            .bind(rows as i64)
+            .bind(error_count)
+            .bind(errors)
+            .execute(&mut **t)
+            .await?;
+        }
+        Tx::Sqlite(t) => {
+            sqlx::query(
+                "UPDATE ingest_batches SET status = ?2, row_count = ?3, error_count = ?4, errors = ?5, \
+                 payload = NULL, finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?1",
+            )
+            .bind(id)
+            .bind(status)
+            .bind(rows as i64)
+            .bind(error_count)
+            .bind(errors)
+            .execute(&mut **t)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// `GET /batches/{id}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchStatus {
+    #[schema(value_type = String, example = "5c1d8d2e-9a0e-4a53-8f55-0f1f9f1b6a11")]
+    pub batch_id: String,
+    /// `sync` (POST /prices) or `async` (POST /batches).
+    pub mode: String,
+    /// `pending`, `committed` or `rejected`.
+    #[schema(example = "committed")]
+    pub status: String,
+    /// Rows in the batch (known once processed).
+    pub rows: Option<i64>,
+    pub error_count: Option<i64>,
+    /// The first row errors of a rejected batch.
+    pub errors: Option<Vec<RowError>>,
+    pub payload_bytes: i64,
+    pub attempts: i32,
+    pub created_at: String,
+    pub finished_at: Option<String>,
+}
+
+type StatusRow = (
+    String,
+    String,
+    String,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+    i64,
+    i32,
+    String,
+    Option<String>,
+);
+
+pub async fn batch_status(db: &Db, id: Uuid) -> Result<Option<BatchStatus>, sqlx::Error> {
+    let row: Option<StatusRow> = match db {
+        Db::Postgres(p) => {
+            sqlx::query_as(
+                "SELECT id::text, mode, status, row_count, error_count, errors::text, payload_bytes, attempts, \
+                   to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), \
+                   to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') \
+                 FROM ingest_batches WHERE id = $1::uuid",
+            )
+            .bind(id.to_string())
+            .fetch_optional(p)
+            .await?
+        }
+        Db::Sqlite(p) => {
+            sqlx::query_as(
+                "SELECT id, mode, status, row_count, error_count, errors, payload_bytes, attempts, created_at, finished_at \
+                 FROM ingest_batches WHERE id = ?1",
+            )
+            .bind(id.to_string())
+            .fetch_optional(p)
+            .await?
+        }
+    };
+    Ok(row.map(|r| BatchStatus {
+        batch_id: r.0,
+        mode: r.1,
+        status: r.2,
+        rows: r.3,
+        error_count: r.4,
+        errors: r.5.and_then(|e| serde_json::from_str(&e).ok()),
+        payload_bytes: r.6,
+        attempts: r.7,
+        created_at: r.8,
+        finished_at: r.9,
+    }))
+}
+
+/// Number of batches waiting for the worker.
+pub async fn pending_count(db: &Db) -> Result<i64, sqlx::Error> {
+    let q = "SELECT COUNT(*) FROM ingest_batches WHERE status = 'pending'";
+    match db {
+        Db::Postgres(p) => sqlx::query_scalar(q).fetch_one(p).await,
+        Db::Sqlite(p) => sqlx::query_scalar(q).fetch_one(p).await,
+    }
+}
