@@ -1,94 +1,9 @@
 //! The real binary as a user types it: help, usage errors, the embedded default, and a
 //! graceful SIGTERM.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+mod common;
 
-fn pricehub() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_pricehub"));
-    c.env_remove("DATABASE_URL")
-        .env("PRICEHUB_LOG_FORMAT", "json");
-    c
-}
-
-/// A running pricehub process and the JSON log lines it has written so far.
-struct Proc {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Proc {
-    fn spawn(cmd: &mut Command) -> Proc {
-        let mut child = cmd
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("spawn pricehub");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        Proc {
-            child,
-            lines,
-            seen: Vec::new(),
-        }
-    }
-
-    /// Waits for a log line whose message contains `needle`; returns it parsed.
-    fn wait_for(&mut self, needle: &str) -> serde_json::Value {
-        loop {
-            let line = self
-                .lines
-                .recv_timeout(Duration::from_secs(60))
-                .unwrap_or_else(|_| {
-                    panic!(
-                        "no log line with {needle:?}; saw:\n{}",
-                        self.seen.join("\n")
-                    )
-                });
-            self.seen.push(line.clone());
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
-                && v["message"].as_str().is_some_and(|m| m.contains(needle))
-            {
-                return v;
-            }
-        }
-    }
-
-    fn addr(&mut self) -> String {
-        let v = self.wait_for("listening");
-        v["addr"]
-            .as_str()
-            .expect("addr in the listening line")
-            .to_string()
-    }
-
-    fn terminate(&mut self) -> std::process::ExitStatus {
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        for _ in 0..200 {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        panic!("pricehub did not exit within 10 s of SIGTERM");
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::process::{Proc, pricehub};
 
 fn get(addr: &str, path: &str) -> (u16, serde_json::Value) {
     let rt = tokio::runtime::Builder::new_current_thread()

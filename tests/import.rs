@@ -165,8 +165,8 @@ async fn malformed_dump_on_postgres() {
 }
 
 fn pricehub() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_pricehub"));
-    c.env("PRICEHUB_LOG", "warn").env_remove("DATABASE_URL");
+    let mut c = common::process::pricehub();
+    c.env("PRICEHUB_LOG", "warn");
     c
 }
 

@@ -78,7 +78,8 @@ impl Rejection {
         }
     }
 
-    fn whole(reason: impl Into<String>) -> Rejection {
+    /// A rejection of the batch as a whole (no row index).
+    pub fn whole(reason: impl Into<String>) -> Rejection {
         let mut r = Rejection::default();
         r.push(None, None, reason);
         r

@@ -26,14 +26,9 @@ impl Ingest {
             return Ok(false);
         };
         let parsed = if batch.attempts > MAX_ATTEMPTS {
-            let mut r = Rejection::default();
-            r.error_count = 1;
-            r.errors.push(super::parse::RowError {
-                index: None,
-                field: None,
-                reason: format!("processing did not finish after {MAX_ATTEMPTS} attempts"),
-            });
-            Parsed::Rejected(r)
+            Parsed::Rejected(Rejection::whole(format!(
+                "processing did not finish after {MAX_ATTEMPTS} attempts"
+            )))
         } else {
             self.validate(Bytes::from(batch.payload), batch.format)
                 .await
@@ -50,13 +45,7 @@ impl Ingest {
                 None
             }
             Parsed::TooManyRows { max } => {
-                let mut r = Rejection::default();
-                r.error_count = 1;
-                r.errors.push(super::parse::RowError {
-                    index: None,
-                    field: None,
-                    reason: format!("a batch may have at most {max} rows"),
-                });
+                let r = Rejection::whole(format!("a batch may have at most {max} rows"));
                 store::finish_batch(&mut tx, &batch.id, 0, Some(&r)).await?;
                 None
             }

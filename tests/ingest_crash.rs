@@ -1,0 +1,136 @@
+//! The server killed with SIGKILL in the middle of a batch: afterwards none of its rows
+//! exist, and an accepted asynchronous batch is committed exactly once after a restart.
+//! A fault-injection variable holds the batch transaction open long enough to aim the kill.
+
+mod common;
+
+use std::time::Duration;
+
+use common::process::{Proc, pricehub};
+use common::{Backend, fresh_db, import_2021};
+use pricehub::db::Db;
+use serde_json::{Value, json};
+
+const TOKEN: &str = "crash-token";
+
+async fn price_count(db: &Db) -> i64 {
+    let q = "SELECT COUNT(*) FROM prices";
+    match db {
+        Db::Postgres(p) => sqlx::query_scalar(q).fetch_one(p).await.unwrap(),
+        Db::Sqlite(p) => sqlx::query_scalar(q).fetch_one(p).await.unwrap(),
+    }
+}
+
+fn batch(n: usize) -> Value {
+    json!((0..n)
+        .map(|i| json!({"orig_code": "CNSGH", "dest_code": "NOOSL", "day": format!("2021-05-{:02}", 1 + i % 28), "price": 100 + i % 50}))
+        .collect::<Vec<_>>())
+}
+
+fn serve(url: &str, fault: bool) -> Proc {
+    let mut cmd = pricehub();
+    cmd.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--database-url",
+        url,
+        "--ingest-token",
+        TOKEN,
+    ]);
+    if fault {
+        cmd.env("PRICEHUB_FAULT_INGEST_DELAY_BEFORE_COMMIT_MS", "30000");
+    }
+    Proc::spawn(&mut cmd)
+}
+
+async fn killed_mid_batch(backend: Backend) {
+    let Some(db) = fresh_db(backend).await else {
+        return;
+    };
+    if !import_2021(&db.db).await {
+        return;
+    }
+    let url = db.url.expose().to_string();
+    let before = price_count(&db.db).await;
+    let client = reqwest::Client::new();
+
+    // A synchronous 50,000-row batch, killed while its transaction is open.
+    let mut p = serve(&url, true);
+    let addr = p.addr();
+    let req = client
+        .post(format!("http://{addr}/prices"))
+        .bearer_auth(TOKEN)
+        .json(&batch(50_000))
+        .send();
+    let pending = tokio::spawn(req);
+    tokio::task::spawn_blocking(move || {
+        p.wait_for("fault injection");
+        p.kill_hard();
+    })
+    .await
+    .unwrap();
+    assert!(
+        pending.await.unwrap().is_err(),
+        "the client saw the connection die"
+    );
+    assert_eq!(
+        price_count(&db.db).await,
+        before,
+        "no row of the killed batch exists"
+    );
+
+    // An asynchronous batch: accepted (202), the worker killed before its commit...
+    let mut p = serve(&url, true);
+    let addr = p.addr();
+    let r = client
+        .post(format!("http://{addr}/batches"))
+        .bearer_auth(TOKEN)
+        .json(&batch(20_000))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let location = r.headers()["location"].to_str().unwrap().to_string();
+    tokio::task::spawn_blocking(move || {
+        p.wait_for("fault injection");
+        p.kill_hard();
+    })
+    .await
+    .unwrap();
+    assert_eq!(price_count(&db.db).await, before);
+
+    // ...and committed exactly once by the next server.
+    let mut p = serve(&url, false);
+    let addr = p.addr();
+    let mut status = Value::Null;
+    for _ in 0..200 {
+        status = client
+            .get(format!("http://{addr}{location}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if status["status"] != "pending" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status["status"], "committed", "{status}");
+    assert_eq!(status["rows"], 20_000);
+    assert!(status["attempts"].as_i64().unwrap() >= 1);
+    assert_eq!(price_count(&db.db).await, before + 20_000);
+    assert!(p.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_batch_on_sqlite() {
+    killed_mid_batch(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_batch_on_postgres() {
+    killed_mid_batch(Backend::Postgres).await;
+}
