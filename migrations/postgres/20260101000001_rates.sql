@@ -1,3 +1,6 @@
+-- Keep "does not exist, skipping" notices of the DROP ... IF EXISTS below out of the logs.
+SET LOCAL client_min_messages = warning;
+
 -- Rates schema. CREATE ... IF NOT EXISTS adopts a database already loaded the original
 -- way (`psql < rates.sql`): the dump's tables, keys and foreign keys are kept as they are.
 CREATE TABLE IF NOT EXISTS regions (
