@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Batch ingestion benchmark: a 50,000-row batch committed atomically over HTTP
 # (POST /prices, JSON and CSV), side by side with `psql \copy` of the same rows into the
-# same table of the same throw-away PostgreSQL (default durability), in one run.
+# same throw-away PostgreSQL (default durability), in one run. Two references:
+#   raw    \copy into a bare table shaped like prices (no index, no constraint, no
+#          trigger): the floor, and the target's reference (HTTP must stay within 2x);
+#   prices \copy into the `prices` table itself, as an outside writer such as psql does
+#          (set-based port check, derived table maintained synchronously).
 #
 #   bench/ingest.sh
 #
@@ -76,9 +80,9 @@ for _ in $(seq 100); do curl -fs "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1
 curl -fs "http://127.0.0.1:$PORT/readyz" >/dev/null || die "pricehub did not become ready: $(tail -5 "$TMP/serve.log")"
 
 # One timed run of each method; prints seconds.
-run_copy() {
+run_copy() { # $1 table
   psql -q "$DB" -v ON_ERROR_STOP=1 -c '\timing on' \
-    -c "\\copy prices (orig_code, dest_code, day, price) FROM '$TMP/rows.csv' WITH (FORMAT csv, HEADER true)" \
+    -c "\\copy $1 (orig_code, dest_code, day, price) FROM '$TMP/rows.csv' WITH (FORMAT csv, HEADER true)" \
     | awk '/^Time:/ {printf "%.6f\n", $2 / 1000}'
 }
 run_http() { # $1 file, $2 content type
@@ -90,17 +94,19 @@ run_http() { # $1 file, $2 content type
 }
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
+psql -q "$DB" -c "CREATE TABLE prices_bare (orig_code text NOT NULL, dest_code text NOT NULL, day date NOT NULL, price integer NOT NULL)"
 log "warm-up"
-run_copy >/dev/null; run_http "$TMP/rows.json" application/json >/dev/null; run_http "$TMP/rows.csv" text/csv >/dev/null
+run_copy prices_bare >/dev/null; run_copy prices >/dev/null; run_http "$TMP/rows.json" application/json >/dev/null; run_http "$TMP/rows.csv" text/csv >/dev/null
 
 log "measuring $RUNS runs of each, interleaved"
-: >"$TMP/copy"; : >"$TMP/json"; : >"$TMP/csv"
+: >"$TMP/raw"; : >"$TMP/copy"; : >"$TMP/json"; : >"$TMP/csv"
 for _ in $(seq "$RUNS"); do
-  run_copy >>"$TMP/copy"
+  run_copy prices_bare >>"$TMP/raw"
+  run_copy prices >>"$TMP/copy"
   run_http "$TMP/rows.json" application/json >>"$TMP/json"
   run_http "$TMP/rows.csv" text/csv >>"$TMP/csv"
 done
-COPY_S=$(median <"$TMP/copy"); JSON_S=$(median <"$TMP/json"); CSV_S=$(median <"$TMP/csv")
+RAW_S=$(median <"$TMP/raw"); COPY_S=$(median <"$TMP/copy"); JSON_S=$(median <"$TMP/json"); CSV_S=$(median <"$TMP/csv")
 TOTAL=$(psql -tA "$DB" -c "SELECT COUNT(*) FROM prices")
 EXPECTED=$(( 56689 + (1 + RUNS) * 3 * ROWS ))
 [ "$TOTAL" = "$EXPECTED" ] || die "prices has $TOTAL rows, expected $EXPECTED"
@@ -109,19 +115,20 @@ JSON_MB=$(du -m "$TMP/rows.json" | cut -f1); CSV_MB=$(du -m "$TMP/rows.csv" | cu
 mkdir -p "$RESULTS_DIR"
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 REPORT="$RESULTS_DIR/ingest-$STAMP.md"
-python3 - "$COPY_S" "$JSON_S" "$CSV_S" "$ROWS" "$RUNS" "$JSON_MB" "$CSV_MB" "$TOTAL" >"$REPORT" <<'EOF'
+python3 - "$RAW_S" "$COPY_S" "$JSON_S" "$CSV_S" "$ROWS" "$RUNS" "$JSON_MB" "$CSV_MB" "$TOTAL" >"$REPORT" <<'EOF'
 import sys
-copy, js, csv = map(float, sys.argv[1:4]); rows, runs = int(sys.argv[4]), int(sys.argv[5])
+raw, copy, js, csv = map(float, sys.argv[1:5]); rows, runs = int(sys.argv[5]), int(sys.argv[6])
 print(f"# Batch ingestion benchmark ({rows} rows, median of {runs} runs)\n")
-print("| method | time (ms) | rows/s | ratio to \\copy | target (≤ 2×) |")
+print("| method | time (ms) | rows/s | ratio to raw \\copy | target: ≤ 2× raw |")
 print("|---|---|---|---|---|")
-print(f"| psql `\\copy` (CSV, same table, same triggers) | {copy*1000:.1f} | {rows/copy:,.0f} | 1.00 | reference |")
+print(f"| psql `\\copy` into a bare table (raw) | {raw*1000:.1f} | {rows/raw:,.0f} | 1.00 | reference |")
+print(f"| psql `\\copy` into `prices` (outside writer) | {copy*1000:.1f} | {rows/copy:,.0f} | {copy/raw:.2f} | — |")
 for name, t in (("POST /prices, JSON", js), ("POST /prices, CSV", csv)):
-    ok = "PASS" if t <= 2 * copy else "MISS"
-    print(f"| {name} | {t*1000:.1f} | {rows/t:,.0f} | {t/copy:.2f} | {ok} |")
-print(f"\nBodies: JSON {sys.argv[6]} MB, CSV {sys.argv[7]} MB. HTTP times are curl's total (upload, "
-      "parse, validate, COPY, derived table, commit, response). Row count checked: "
-      f"{sys.argv[8]} rows in `prices` at the end, as expected.")
+    ok = "PASS" if t <= 2 * raw else "MISS"
+    print(f"| {name} | {t*1000:.1f} | {rows/t:,.0f} | {t/raw:.2f} | {ok} |")
+print(f"\nBodies: JSON {sys.argv[7]} MB, CSV {sys.argv[8]} MB. HTTP times are curl's total (upload, "
+      "parse, validate every row, COPY, commit, response). Row count checked: "
+      f"{sys.argv[9]} rows in `prices` at the end, as expected.")
 EOF
 cat "$REPORT"
 log "written to $REPORT"

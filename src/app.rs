@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use tokio::net::TcpListener;
@@ -64,6 +64,13 @@ pub async fn start_api(
     let addr = listener.local_addr()?;
     let rates = RatesCache::new(db.clone());
     let mut background = vec![rates.spawn_watcher(shutdown.clone())];
+    if let Db::Postgres(pool) = &db {
+        background.push(rates::compaction::spawn(
+            pool.clone(),
+            Duration::from_secs(1),
+            shutdown.clone(),
+        ));
+    }
     let ingest = Ingest::new(
         db.clone(),
         rates.clone(),

@@ -157,17 +157,21 @@ async fn load_postgres(
     )
     .execute(&mut **tx)
     .await?;
-    store::pg_copy_prices(tx, "import_prices", &dump.prices).await?;
+    store::pg_copy_prices(tx, "import_prices", &dump.prices, None).await?;
+    // Hash joins against the lanes and days the dump touches; no index on prices needed.
     report.prices_inserted = sqlx::query(
         "INSERT INTO prices (orig_code, dest_code, day, price) \
          SELECT s.orig_code, s.dest_code, s.day, s.price \
          FROM (SELECT orig_code, dest_code, day, price, COUNT(*) AS n \
                FROM import_prices GROUP BY orig_code, dest_code, day, price) s \
-         CROSS JOIN LATERAL (SELECT COUNT(*) AS m FROM prices p \
-               WHERE p.orig_code = s.orig_code AND p.dest_code = s.dest_code \
-                 AND p.day = s.day AND p.price = s.price) e \
-         CROSS JOIN LATERAL generate_series(1, s.n - e.m) \
-         WHERE s.n > e.m",
+         LEFT JOIN (SELECT p.orig_code, p.dest_code, p.day, p.price, COUNT(*) AS m \
+                    FROM prices p \
+                    JOIN (SELECT DISTINCT orig_code, dest_code, day FROM import_prices) k \
+                      ON k.orig_code = p.orig_code AND k.dest_code = p.dest_code AND k.day = p.day \
+                    GROUP BY p.orig_code, p.dest_code, p.day, p.price) e \
+           ON e.orig_code = s.orig_code AND e.dest_code = s.dest_code AND e.day = s.day AND e.price = s.price \
+         CROSS JOIN LATERAL generate_series(1, s.n - COALESCE(e.m, 0)) \
+         WHERE s.n > COALESCE(e.m, 0)",
     )
     .execute(&mut **tx)
     .await?

@@ -91,9 +91,17 @@ pub async fn load_series(
     }
     let rows: Vec<(NaiveDate, i64, i64)> = match db {
         Db::Postgres(pool) => {
+            // The compacted aggregate plus the raw tail above the watermark, in one
+            // statement (one snapshot), so a compaction in between cannot double count.
             sqlx::query_as(
-                "SELECT day, SUM(total)::bigint, SUM(samples)::bigint FROM price_daily \
-                 WHERE orig_code = ANY($1) AND dest_code = ANY($2) GROUP BY day ORDER BY day",
+                "SELECT day, SUM(total)::bigint, SUM(samples)::bigint FROM ( \
+                   SELECT day, total, samples FROM price_daily \
+                   WHERE orig_code = ANY($1) AND dest_code = ANY($2) \
+                   UNION ALL \
+                   SELECT day, price, 1 FROM prices \
+                   WHERE batch_seq > (SELECT watermark FROM rates_compaction WHERE id = 1) \
+                     AND orig_code = ANY($1) AND dest_code = ANY($2)) x \
+                 GROUP BY day ORDER BY day",
             )
             .bind(origs)
             .bind(dests)
@@ -156,18 +164,23 @@ fn copy_escape(s: &str, out: &mut String) {
     }
 }
 
-/// Writes price rows into `table` (columns orig_code, dest_code, day, price) with one
-/// `COPY … FROM STDIN` inside the caller's transaction.
+/// Writes price rows into `table` (columns orig_code, dest_code, day, price, and
+/// batch_seq when given) with one `COPY … FROM STDIN` inside the caller's transaction.
 pub async fn pg_copy_prices(
     conn: &mut sqlx::PgConnection,
     table: &str,
     rows: &[PriceRow],
+    batch_seq: Option<i64>,
 ) -> Result<u64, sqlx::Error> {
     use std::fmt::Write;
+    let columns = if batch_seq.is_some() {
+        "orig_code, dest_code, day, price, batch_seq"
+    } else {
+        "orig_code, dest_code, day, price"
+    };
+    let suffix = batch_seq.map(|s| format!("\t{s}")).unwrap_or_default();
     let mut copy = conn
-        .copy_in_raw(&format!(
-            "COPY {table} (orig_code, dest_code, day, price) FROM STDIN"
-        ))
+        .copy_in_raw(&format!("COPY {table} ({columns}) FROM STDIN"))
         .await?;
     let mut buf = String::with_capacity(1 << 20);
     for chunk in rows.chunks(16_384) {
@@ -176,7 +189,9 @@ pub async fn pg_copy_prices(
             copy_escape(&p.orig_code, &mut buf);
             buf.push('\t');
             copy_escape(&p.dest_code, &mut buf);
-            let _ = writeln!(buf, "\t{}\t{}", p.day, p.price);
+            buf.push('\t');
+            super::push_day(p.day, &mut buf);
+            let _ = writeln!(buf, "\t{}{suffix}", p.price);
         }
         copy.send(buf.as_bytes()).await?;
     }

@@ -92,6 +92,22 @@ pub fn rejection_problem(r: &Rejection) -> Problem {
     .with("row_count", r.row_count)
 }
 
+impl From<store::WriteError> for Problem {
+    fn from(e: store::WriteError) -> Problem {
+        match e {
+            store::WriteError::UnknownPorts(codes) => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid-batch",
+                "Invalid batch",
+                format!(
+                    "unknown port codes (removed while the batch was written): {codes}; nothing was stored"
+                ),
+            ),
+            store::WriteError::Db(e) => e.into(),
+        }
+    }
+}
+
 pub fn too_many_rows(max: usize) -> Problem {
     Problem::new(
         StatusCode::PAYLOAD_TOO_LARGE,
@@ -142,6 +158,7 @@ impl Ingest {
         let started = Instant::now();
         let payload_bytes = body.len();
         let parsed = self.validate(body, format).await?;
+        let validated_at = started.elapsed();
         if key.is_none() {
             match parsed {
                 Parsed::Rejected(r) => {
@@ -166,6 +183,11 @@ impl Ingest {
             Parsed::Rows(rows) => {
                 let id = Uuid::new_v4();
                 store::insert_prices(&mut tx, &rows).await?;
+                tracing::debug!(
+                    validate_ms = validated_at.as_secs_f64() * 1e3,
+                    written_ms = started.elapsed().as_secs_f64() * 1e3,
+                    "batch written"
+                );
                 store::record_sync_batch(&mut tx, id, format, payload_bytes, rows.len()).await?;
                 let status_url = format!("/batches/{id}");
                 let body = BatchAccepted {

@@ -85,9 +85,10 @@ impl Rejection {
         r
     }
 
-    /// True when every error is an unknown port (worth re-checking a fresher catalog).
+    /// True when every reported error is an unknown port: worth re-checking against a
+    /// fresher catalog before refusing (a re-check that finds other errors refuses anyway).
     pub fn only_unknown_ports(&self) -> bool {
-        self.error_count == self.errors.len()
+        !self.errors.is_empty()
             && self
                 .errors
                 .iter()

@@ -9,11 +9,59 @@ use crate::db::{Db, Tx};
 use crate::rates::PriceRow;
 use crate::rates::store::{pg_copy_prices, sqlite_insert_prices};
 
-/// Writes rows into `prices` inside `tx` (`COPY` on PostgreSQL).
-pub async fn insert_prices(tx: &mut Tx, rows: &[PriceRow]) -> Result<u64, sqlx::Error> {
+/// Why rows could not be written (the catalog changed under the batch).
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("ports vanished while the batch was written: {0}")]
+    UnknownPorts(String),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+/// Writes validated rows into `prices` inside `tx`.
+///
+/// PostgreSQL: the batch gets a `batch_seq`, so the insert trigger leaves its rows raw for
+/// the compactor; the referenced ports are locked `FOR KEY SHARE` once per port instead
+/// of once per row (what the foreign keys did); then one `COPY`. The shared advisory
+/// lock tells the compactor this sequence number is in flight until commit.
+pub async fn insert_prices(tx: &mut Tx, rows: &[PriceRow]) -> Result<u64, WriteError> {
     match tx {
-        Tx::Postgres(t) => pg_copy_prices(t, "prices", rows).await,
-        Tx::Sqlite(t) => sqlite_insert_prices(t, "prices", rows).await,
+        Tx::Postgres(t) => {
+            sqlx::query("SELECT pg_advisory_xact_lock_shared(7301)")
+                .execute(&mut **t)
+                .await?;
+            let seq: i64 = sqlx::query_scalar("SELECT nextval('pricehub_batch_seq')")
+                .fetch_one(&mut **t)
+                .await?;
+            let mut codes: Vec<&str> = rows
+                .iter()
+                .flat_map(|r| [r.orig_code.as_str(), r.dest_code.as_str()])
+                .collect();
+            codes.sort_unstable();
+            codes.dedup();
+            let locked: Vec<String> =
+                sqlx::query_scalar("SELECT code FROM ports WHERE code = ANY($1) FOR KEY SHARE")
+                    .bind(&codes)
+                    .fetch_all(&mut **t)
+                    .await?;
+            if locked.len() != codes.len() {
+                let missing: Vec<&str> = codes
+                    .iter()
+                    .filter(|c| !locked.iter().any(|l| l == *c))
+                    .copied()
+                    .collect();
+                return Err(WriteError::UnknownPorts(missing.join(", ")));
+            }
+            sqlx::query("SELECT set_config('pricehub.ports_checked', 'on', true)")
+                .execute(&mut **t)
+                .await?;
+            let n = pg_copy_prices(t, "prices", rows, Some(seq)).await?;
+            sqlx::query("SELECT set_config('pricehub.ports_checked', 'off', true)")
+                .execute(&mut **t)
+                .await?;
+            Ok(n)
+        }
+        Tx::Sqlite(t) => Ok(sqlite_insert_prices(t, "prices", rows).await?),
     }
 }
 
