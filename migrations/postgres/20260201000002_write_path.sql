@@ -51,16 +51,23 @@ BEGIN
         WHERE code IN (SELECT orig_code FROM new_rows UNION SELECT dest_code FROM new_rows)
         FOR KEY SHARE;
     END IF;
-    IF TG_OP = 'UPDATE' THEN
+    -- Rows to fold in now: everything not left raw for the compactor. Folding waits for a
+    -- running compaction (lock 7302) so the two never upsert the same rows at once, and
+    -- goes in key order so concurrent writers lock rows in the same order (no deadlock).
+    -- pricehub's own batches have nothing to fold and never wait here.
+    IF EXISTS (SELECT 1 FROM new_rows
+               WHERE batch_seq IS NULL
+                  OR batch_seq <= (SELECT watermark FROM rates_compaction WHERE id = 1)) THEN
         PERFORM pg_advisory_xact_lock_shared(7302);
+        INSERT INTO price_daily AS d (orig_code, dest_code, day, total, samples)
+        SELECT orig_code, dest_code, day, SUM(price), COUNT(*)
+        FROM new_rows
+        WHERE batch_seq IS NULL OR batch_seq <= (SELECT watermark FROM rates_compaction WHERE id = 1)
+        GROUP BY orig_code, dest_code, day
+        ORDER BY orig_code, dest_code, day
+        ON CONFLICT (orig_code, dest_code, day)
+        DO UPDATE SET total = d.total + EXCLUDED.total, samples = d.samples + EXCLUDED.samples;
     END IF;
-    INSERT INTO price_daily AS d (orig_code, dest_code, day, total, samples)
-    SELECT orig_code, dest_code, day, SUM(price), COUNT(*)
-    FROM new_rows
-    WHERE batch_seq IS NULL OR batch_seq <= (SELECT watermark FROM rates_compaction WHERE id = 1)
-    GROUP BY orig_code, dest_code, day
-    ON CONFLICT (orig_code, dest_code, day)
-    DO UPDATE SET total = d.total + EXCLUDED.total, samples = d.samples + EXCLUDED.samples;
     PERFORM pricehub_rates_changed('prices');
     RETURN NULL;
 END

@@ -47,6 +47,7 @@ pub async fn compact_once(pool: &PgPool) -> Result<Option<(i64, i64, u64)>, sqlx
          SELECT orig_code, dest_code, day, SUM(price), COUNT(*) FROM prices \
          WHERE batch_seq > $1 AND batch_seq <= $2 \
          GROUP BY orig_code, dest_code, day \
+         ORDER BY orig_code, dest_code, day \
          ON CONFLICT (orig_code, dest_code, day) \
          DO UPDATE SET total = d.total + EXCLUDED.total, samples = d.samples + EXCLUDED.samples",
     )

@@ -130,11 +130,7 @@ impl Checker<'_> {
     }
 
     fn day(&mut self, i: usize, v: &str) -> Option<NaiveDate> {
-        let ok = v.len() == 10 && v.as_bytes()[4] == b'-' && v.as_bytes()[7] == b'-';
-        match ok
-            .then(|| NaiveDate::parse_from_str(v, "%Y-%m-%d").ok())
-            .flatten()
-        {
+        match crate::rates::parse_day(v) {
             Some(d) => Some(d),
             None => {
                 let shown: String = v.chars().take(40).collect();
