@@ -28,6 +28,11 @@ fn batch(n: usize) -> Value {
 }
 
 fn serve(url: &str, fault: bool) -> Proc {
+    serve_with(url, fault.then_some(30_000), &[])
+}
+
+/// `pricehub serve`, optionally with the commit of every batch delayed by `delay_ms`.
+fn serve_with(url: &str, delay_ms: Option<u64>, extra: &[&str]) -> Proc {
     let mut cmd = pricehub();
     cmd.args([
         "serve",
@@ -38,8 +43,12 @@ fn serve(url: &str, fault: bool) -> Proc {
         "--ingest-token",
         TOKEN,
     ]);
-    if fault {
-        cmd.env("PRICEHUB_FAULT_INGEST_DELAY_BEFORE_COMMIT_MS", "30000");
+    cmd.args(extra);
+    if let Some(ms) = delay_ms {
+        cmd.env(
+            "PRICEHUB_FAULT_INGEST_DELAY_BEFORE_COMMIT_MS",
+            ms.to_string(),
+        );
     }
     Proc::spawn(&mut cmd)
 }
@@ -133,4 +142,42 @@ async fn sigkill_mid_batch_on_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_batch_on_postgres() {
     killed_mid_batch(Backend::Postgres).await;
+}
+
+/// A batch that runs past `--request-timeout` is answered 503 and rolled back: the
+/// dropped handler drops its transaction, and nothing of the batch appears later either.
+async fn timed_out_batch_leaves_nothing(backend: Backend) {
+    let Some(db) = fresh_db(backend).await else {
+        return;
+    };
+    if !import_2021(&db.db).await {
+        return;
+    }
+    let before = price_count(&db.db).await;
+    let mut p = serve_with(db.url.expose(), Some(1500), &["--request-timeout", "1"]);
+    let addr = p.addr();
+    let r = reqwest::Client::new()
+        .post(format!("http://{addr}/prices"))
+        .bearer_auth(TOKEN)
+        .json(&batch(10_000))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["type"], "urn:pricehub:problem:timeout");
+    // Longer than the injected delay: had the transaction survived, it would have committed.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(price_count(&db.db).await, before);
+    assert!(p.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeout_on_sqlite() {
+    timed_out_batch_leaves_nothing(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeout_on_postgres() {
+    timed_out_batch_leaves_nothing(Backend::Postgres).await;
 }
