@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod codec;
 pub mod market;
+pub mod store;
 
 /// One trade as it travels on the wire and is stored by the collector.
 ///
