@@ -8,10 +8,13 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{AllArgs, DatabaseUrl, DbArgs, HttpArgs, ImportArgs, MigrateArgs, ServeArgs};
+use crate::config::{
+    AllArgs, CollectorArgs, DatabaseUrl, DbArgs, HttpArgs, ImportArgs, MigrateArgs, ProviderArgs,
+    ServeArgs,
+};
 use crate::db::Db;
 use crate::rates::cache::RatesCache;
-use crate::{http, rates, telemetry};
+use crate::{feed, http, rates, telemetry};
 
 /// Shared state of the API handlers.
 #[derive(Clone)]
@@ -166,4 +169,31 @@ pub async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
         args.db.database_url, regions, ports, prices
     );
     Ok(())
+}
+
+/// `pricehub provider`: the live feed on TCP plus its HTTP side port, until SIGTERM.
+pub async fn provider(args: ProviderArgs) -> anyhow::Result<()> {
+    let shutdown = http::shutdown_on_signals();
+    let provider = feed::provider::start(&args, Some(args.http_listen), shutdown).await?;
+    provider.wait().await?;
+    tracing::info!("provider stopped");
+    Ok(())
+}
+
+/// `pricehub collector`: stores the feed. Starts (and buffers) even while the database
+/// is down; on SIGTERM it stops reading, flushes, and exits 0.
+pub async fn collector(args: CollectorArgs) -> anyhow::Result<()> {
+    let shutdown = http::shutdown_on_signals();
+    let db = Db::connect_lazy(&args.db).await?;
+    let collector = feed::collector::start(
+        args.collector.clone(),
+        db.clone(),
+        Some(args.http_listen),
+        shutdown,
+    )
+    .await?;
+    tracing::info!(database = %args.db.database_url, "collector running");
+    let result = collector.wait().await;
+    db.close().await;
+    result
 }

@@ -106,7 +106,7 @@ const COPY_COLUMNS: &str = "(symbol, ts_ms, price, size, run_id, seq, received_m
 async fn pg_copy(pool: &sqlx::PgPool, data: &[u8], tolerant: bool) -> Result<u64, sqlx::Error> {
     let mut tx = pool.begin().await?;
     let target = if tolerant {
-        sqlx::raw_sql(
+        sqlx::query(
             "CREATE TEMP TABLE IF NOT EXISTS feed_stage (symbol text, ts_ms bigint, \
              price double precision, size bigint, run_id bigint, seq bigint, \
              received_ms bigint) ON COMMIT DELETE ROWS",
@@ -183,11 +183,8 @@ pub async fn probe_writable(db: &Db) -> Result<(), sqlx::Error> {
         }
         Db::Sqlite(pool) => {
             // BEGIN IMMEDIATE takes the write lock; nothing is written.
-            let mut conn = pool.acquire().await?;
-            sqlx::raw_sql("BEGIN IMMEDIATE; ROLLBACK")
-                .execute(&mut *conn)
-                .await?;
-            Ok(())
+            let tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+            tx.rollback().await
         }
     }
 }

@@ -1,0 +1,1 @@
+//! `GET /instruments…`: the stored feed on the API.
