@@ -29,6 +29,9 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 fn api_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(crate::rates::routes::get_rates))
+        .routes(routes!(crate::feed::routes::list_instruments))
+        .routes(routes!(crate::feed::routes::list_trades))
+        .routes(routes!(crate::feed::routes::list_candles))
         .routes(routes!(ops::livez))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))

@@ -14,6 +14,7 @@ use utoipa::OpenApi;
     ),
     tags(
         (name = "rates", description = "Freight rates between ports and regions"),
+        (name = "feed", description = "Live price feed: instruments, stored trades, candles"),
         (name = "operations", description = "Health, metrics, version and this documentation")
     )
 )]
