@@ -115,6 +115,11 @@ pub async fn all(args: AllArgs) -> anyhow::Result<()> {
     if !args.no_demo_data {
         seed_demo_data(&db).await?;
     }
+    let feed = if args.feed.no_feed {
+        None
+    } else {
+        Some(start_embedded_feed(&args, db.clone(), shutdown.clone()).await?)
+    };
     let api = start_api(db.clone(), args.http, shutdown).await?;
     tracing::info!(
         addr = %api.addr,
@@ -126,9 +131,45 @@ pub async fn all(args: AllArgs) -> anyhow::Result<()> {
         chrono::Utc::now().date_naive() - chrono::Days::new(6),
         chrono::Utc::now().date_naive(),
     );
+    if feed.is_some() {
+        tracing::info!(
+            "live prices: curl http://{}/instruments (the embedded collector stores the embedded provider's trades)",
+            api.addr
+        );
+    }
     api.wait().await?;
+    if let Some((provider, collector)) = feed {
+        // The token is cancelled by now: the collector flushes what it holds.
+        collector.wait().await?;
+        provider.wait().await?;
+    }
     db.close().await;
     Ok(())
+}
+
+/// The embedded default's live feed: a provider on `--feed-listen` and a collector that
+/// stores its trades in the same database (spool under the data directory).
+async fn start_embedded_feed(
+    args: &AllArgs,
+    db: Db,
+    shutdown: CancellationToken,
+) -> anyhow::Result<(
+    feed::provider::RunningProvider,
+    feed::collector::RunningCollector,
+)> {
+    let provider_args = ProviderArgs {
+        listen: args.feed.feed_listen,
+        rate: args.feed.feed_rate,
+        ..ProviderArgs::default()
+    };
+    let provider = feed::provider::start(&provider_args, None, shutdown.clone()).await?;
+    let opts = crate::config::CollectorOptions::new(
+        provider.addr.to_string(),
+        args.data_dir.join("collector"),
+    );
+    let collector = feed::collector::start(opts, db, None, shutdown).await?;
+    tracing::info!(provider = %provider.addr, rate = args.feed.feed_rate, "embedded live feed running");
+    Ok((provider, collector))
 }
 
 /// Loads the synthetic data set when the database has no prices yet.

@@ -208,6 +208,35 @@ pub struct AllArgs {
 
     #[command(flatten)]
     pub http: HttpArgs,
+
+    #[command(flatten)]
+    pub feed: EmbeddedFeedArgs,
+}
+
+/// The live feed inside `pricehub all`: a provider and a collector in the same process.
+#[derive(Args, Clone, Debug)]
+pub struct EmbeddedFeedArgs {
+    /// Do not run the embedded provider and collector.
+    #[arg(long, env = "PRICEHUB_NO_FEED")]
+    pub no_feed: bool,
+
+    /// Address of the embedded provider's feed (port 0: any free port).
+    #[arg(long, env = "PRICEHUB_FEED_LISTEN", default_value = "127.0.0.1:0")]
+    pub feed_listen: SocketAddr,
+
+    /// Trades per second of the embedded provider.
+    #[arg(long, env = "PRICEHUB_FEED_RATE", default_value_t = 2.0, value_parser = parse_rate)]
+    pub feed_rate: f64,
+}
+
+impl Default for EmbeddedFeedArgs {
+    fn default() -> Self {
+        EmbeddedFeedArgs {
+            no_feed: false,
+            feed_listen: "127.0.0.1:0".parse().expect("valid default address"),
+            feed_rate: 2.0,
+        }
+    }
 }
 
 impl Default for LogArgs {
