@@ -126,6 +126,9 @@ pub async fn start(
     http_listen: Option<SocketAddr>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<RunningCollector> {
+    // Install the recorder before any task takes a metric handle: a handle taken
+    // earlier stays bound to the no-op recorder.
+    crate::telemetry::metrics_handle();
     let spool_dir = opts.data_dir.join("spool");
     let spool = Spool::open(&spool_dir, opts.spool_segment_bytes)
         .with_context(|| format!("cannot open the spool in {}", spool_dir.display()))?;

@@ -43,6 +43,8 @@ const MIN_TICK: Duration = Duration::from_millis(1);
 /// A market that fell this far behind schedule (a stalled process) skips the missed
 /// trades instead of bursting them out.
 const MAX_CATCH_UP: Duration = Duration::from_millis(250);
+/// How often a client blocked in a write is checked for having fallen behind.
+const LAG_CHECK: Duration = Duration::from_millis(50);
 
 /// A provider running in this process.
 pub struct RunningProvider {
@@ -84,6 +86,8 @@ pub async fn start(
     http_listen: Option<SocketAddr>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<RunningProvider> {
+    // Before any task takes a metric handle (one taken earlier stays a no-op).
+    crate::telemetry::metrics_handle();
     let instruments = match &args.instruments {
         Some(list) => market::parse_instruments(list).context("--instruments")?,
         None => market::default_instruments(),
@@ -130,6 +134,7 @@ pub async fn start(
             let accept = tokio::spawn(accept_broadcast(
                 listener,
                 tx,
+                capacity,
                 clients_tx,
                 stats.clone(),
                 shutdown.clone(),
@@ -267,6 +272,7 @@ async fn run_market(
 async fn accept_broadcast(
     listener: TcpListener,
     tx: broadcast::Sender<Bytes>,
+    capacity: usize,
     clients: watch::Sender<usize>,
     stats: Arc<ProviderStats>,
     shutdown: CancellationToken,
@@ -300,7 +306,7 @@ async fn accept_broadcast(
             connected.clone(),
         );
         tokio::spawn(async move {
-            let reason = serve_broadcast_client(socket, rx, &shutdown).await;
+            let reason = serve_broadcast_client(socket, rx, capacity, &shutdown).await;
             connected.decrement(1.0);
             stats.clients.fetch_sub(1, Ordering::Relaxed);
             clients.send_modify(|n| *n = n.saturating_sub(1));
@@ -320,6 +326,7 @@ async fn accept_broadcast(
 async fn serve_broadcast_client(
     mut socket: TcpStream,
     mut rx: broadcast::Receiver<Bytes>,
+    capacity: usize,
     shutdown: &CancellationToken,
 ) -> &'static str {
     let bytes_sent = metrics::counter!("pricehub_provider_bytes_sent_total");
@@ -330,11 +337,22 @@ async fn serve_broadcast_client(
         };
         match chunk {
             Ok(bytes) => {
-                let write = tokio::select! {
-                    r = socket.write_all(&bytes) => r,
-                    _ = shutdown.cancelled() => return "shutdown",
+                // A client that stopped reading blocks this write forever, so the lag is
+                // also checked while writing, not only when the next chunk is taken.
+                let mut write = std::pin::pin!(socket.write_all(&bytes));
+                let mut check = tokio::time::interval(LAG_CHECK);
+                let written = loop {
+                    tokio::select! {
+                        r = &mut write => break r,
+                        _ = check.tick() => {
+                            if rx.len() >= capacity {
+                                return "lagged";
+                            }
+                        }
+                        _ = shutdown.cancelled() => return "shutdown",
+                    }
                 };
-                if write.is_err() {
+                if written.is_err() {
                     return "closed";
                 }
                 bytes_sent.increment(bytes.len() as u64);
