@@ -555,19 +555,16 @@ async fn read_trades(mut socket: TcpStream, n: usize) -> Vec<Trade> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn broadcast_clients_see_the_same_market_and_a_stalled_one_is_cut_off() {
+async fn broadcast_clients_see_the_same_market() {
     const N: u64 = 300_000;
+    // A buffer far larger than the run, so a busy test machine cannot make a reader lag.
     let (p, p_stop) = start_provider(ProviderArgs {
-        client_buffer: 20_000,
-        ..broadcast_args(100_000.0, N, 3)
+        client_buffer: 1_000_000,
+        ..broadcast_args(100_000.0, N, 2)
     })
     .await;
     let a = TcpStream::connect(p.addr).await.unwrap();
     let b = TcpStream::connect(p.addr).await.unwrap();
-    // A client that never reads, with a tiny receive window.
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let stalled = socket.connect(p.addr).await.unwrap();
     let (ta, tb) = tokio::join!(
         tokio::spawn(read_trades(a, N as usize)),
         tokio::spawn(read_trades(b, N as usize))
@@ -575,14 +572,31 @@ async fn broadcast_clients_see_the_same_market_and_a_stalled_one_is_cut_off() {
     let (ta, tb) = (ta.unwrap(), tb.unwrap());
     assert_eq!(ta.len(), N as usize, "the first client got every trade");
     assert_eq!(ta, tb, "both clients saw the same market");
+    assert_eq!(p.stats.dropped_slow.load(Ordering::Relaxed), 0);
+    p_stop.cancel();
+    p.wait().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_cut_off() {
+    // The market runs until the stalled client has filled the kernel's socket buffers
+    // (a few MB) and then the provider's 1,000-frame buffer.
+    let (p, p_stop) = start_provider(ProviderArgs {
+        client_buffer: 1_000,
+        ..broadcast_args(50_000.0, 50_000_000, 1)
+    })
+    .await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stalled = socket.connect(p.addr).await.unwrap();
     wait_for("the stalled client to be cut off", || async {
         p.stats.dropped_slow.load(Ordering::Relaxed) >= 1
     })
     .await;
     assert_eq!(p.stats.dropped_slow.load(Ordering::Relaxed), 1);
-    drop(stalled);
     let metrics = pricehub::telemetry::metrics_handle().render();
     assert!(metrics.contains("pricehub_provider_clients_dropped_total{reason=\"lagged\"}"));
+    drop(stalled);
     p_stop.cancel();
     p.wait().await.unwrap();
 }
