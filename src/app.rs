@@ -8,11 +8,14 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{AllArgs, DatabaseUrl, DbArgs, HttpArgs, ImportArgs, MigrateArgs, ServeArgs};
+use crate::config::{
+    AllArgs, CollectorArgs, DatabaseUrl, DbArgs, HttpArgs, ImportArgs, MigrateArgs, ProviderArgs,
+    ServeArgs,
+};
 use crate::db::Db;
 use crate::rates::cache::RatesCache;
 use crate::rates::ingest::Ingest;
-use crate::{http, rates, telemetry};
+use crate::{feed, http, rates, telemetry};
 
 /// Shared state of the API handlers.
 #[derive(Clone)]
@@ -138,20 +141,61 @@ pub async fn all(args: AllArgs) -> anyhow::Result<()> {
     if !args.no_demo_data {
         seed_demo_data(&db).await?;
     }
+    let feed = if args.feed.no_feed {
+        None
+    } else {
+        Some(start_embedded_feed(&args, db.clone(), shutdown.clone()).await?)
+    };
     let api = start_api(db.clone(), args.http, shutdown).await?;
     tracing::info!(
         addr = %api.addr,
         database = %url,
         version = %telemetry::full_version(),
         startup_ms = started.elapsed().as_millis() as u64,
-        "pricehub listening (all-in-one); try: curl 'http://{}/rates?date_from={}&date_to={}&orig_code=china_main&dest_code=northern_europe'",
+        "pricehub API listening (all-in-one); try: curl 'http://{}/rates?date_from={}&date_to={}&orig_code=china_main&dest_code=northern_europe'",
         api.addr,
         chrono::Utc::now().date_naive() - chrono::Days::new(6),
         chrono::Utc::now().date_naive(),
     );
+    if feed.is_some() {
+        tracing::info!(
+            "live prices: curl http://{}/instruments (the embedded collector stores the embedded provider's trades)",
+            api.addr
+        );
+    }
     api.wait().await?;
+    if let Some((provider, collector)) = feed {
+        // The token is cancelled by now: the collector flushes what it holds.
+        collector.wait().await?;
+        provider.wait().await?;
+    }
     db.close().await;
     Ok(())
+}
+
+/// The embedded default's live feed: a provider on `--feed-listen` and a collector that
+/// stores its trades in the same database (spool under the data directory).
+async fn start_embedded_feed(
+    args: &AllArgs,
+    db: Db,
+    shutdown: CancellationToken,
+) -> anyhow::Result<(
+    feed::provider::RunningProvider,
+    feed::collector::RunningCollector,
+)> {
+    let provider_args = ProviderArgs {
+        listen: args.feed.feed_listen,
+        rate: args.feed.feed_rate,
+        ..ProviderArgs::default()
+    };
+    let provider = feed::provider::start(&provider_args, None, shutdown.clone()).await?;
+    let opts = crate::config::CollectorOptions::new(
+        provider.addr.to_string(),
+        args.data_dir.join("collector"),
+    );
+    let collector = feed::collector::start(opts, db, None, shutdown).await?;
+    tracing::info!(provider = %provider.addr, rate = args.feed.feed_rate, "embedded live feed running");
+    Ok((provider, collector))
 }
 
 /// Loads the synthetic data set when the database has no prices yet.
@@ -192,4 +236,31 @@ pub async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
         args.db.database_url, regions, ports, prices
     );
     Ok(())
+}
+
+/// `pricehub provider`: the live feed on TCP plus its HTTP side port, until SIGTERM.
+pub async fn provider(args: ProviderArgs) -> anyhow::Result<()> {
+    let shutdown = http::shutdown_on_signals();
+    let provider = feed::provider::start(&args, Some(args.http_listen), shutdown).await?;
+    provider.wait().await?;
+    tracing::info!("provider stopped");
+    Ok(())
+}
+
+/// `pricehub collector`: stores the feed. Starts (and buffers) even while the database
+/// is down; on SIGTERM it stops reading, flushes, and exits 0.
+pub async fn collector(args: CollectorArgs) -> anyhow::Result<()> {
+    let shutdown = http::shutdown_on_signals();
+    let db = Db::connect_lazy(&args.db).await?;
+    let collector = feed::collector::start(
+        args.collector.clone(),
+        db.clone(),
+        Some(args.http_listen),
+        shutdown,
+    )
+    .await?;
+    tracing::info!(database = %args.db.database_url, "collector running");
+    let result = collector.wait().await;
+    db.close().await;
+    result
 }

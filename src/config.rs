@@ -304,6 +304,35 @@ pub struct AllArgs {
 
     #[command(flatten)]
     pub http: HttpArgs,
+
+    #[command(flatten)]
+    pub feed: EmbeddedFeedArgs,
+}
+
+/// The live feed inside `pricehub all`: a provider and a collector in the same process.
+#[derive(Args, Clone, Debug)]
+pub struct EmbeddedFeedArgs {
+    /// Do not run the embedded provider and collector.
+    #[arg(long, env = "PRICEHUB_NO_FEED")]
+    pub no_feed: bool,
+
+    /// Address of the embedded provider's feed (port 0: any free port).
+    #[arg(long, env = "PRICEHUB_FEED_LISTEN", default_value = "127.0.0.1:0")]
+    pub feed_listen: SocketAddr,
+
+    /// Trades per second of the embedded provider.
+    #[arg(long, env = "PRICEHUB_FEED_RATE", default_value_t = 2.0, value_parser = parse_rate)]
+    pub feed_rate: f64,
+}
+
+impl Default for EmbeddedFeedArgs {
+    fn default() -> Self {
+        EmbeddedFeedArgs {
+            no_feed: false,
+            feed_listen: "127.0.0.1:0".parse().expect("valid default address"),
+            feed_rate: 2.0,
+        }
+    }
 }
 
 impl Default for LogArgs {
@@ -329,6 +358,169 @@ pub struct ImportArgs {
 pub struct MigrateArgs {
     #[command(flatten)]
     pub db: DbArgs,
+}
+
+/// How the provider generates trades.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FeedMode {
+    /// One shared market (random walks) broadcast to every client.
+    Broadcast,
+    /// The original provider: an independent uniform stream per connection, 0.2–3 s apart.
+    Legacy,
+}
+
+/// `pricehub provider`: serves the live feed on TCP.
+#[derive(Args, Clone, Debug)]
+pub struct ProviderArgs {
+    /// Address the feed (binary frames over TCP) is served on.
+    #[arg(
+        long,
+        env = "PRICEHUB_PROVIDER_LISTEN",
+        default_value = "127.0.0.1:5555"
+    )]
+    pub listen: SocketAddr,
+
+    /// Address of the HTTP side port (/livez, /readyz, /metrics, /v1/bpi/currentprice.json).
+    #[arg(
+        long,
+        env = "PRICEHUB_PROVIDER_HTTP_LISTEN",
+        default_value = "127.0.0.1:5556"
+    )]
+    pub http_listen: SocketAddr,
+
+    /// Trades per second of the shared market (broadcast mode); up to millions for benchmarks.
+    #[arg(long, env = "PRICEHUB_PROVIDER_RATE", default_value_t = 2.0, value_parser = parse_rate)]
+    pub rate: f64,
+
+    /// Seed of the random market, for reproducible streams (random when absent).
+    #[arg(long, env = "PRICEHUB_PROVIDER_SEED")]
+    pub seed: Option<u64>,
+
+    /// Instrument list `SYMBOL:start_price:tick:lot[:volatility[:max_lots[:drift]]],…` (default: AAPL, GOOG, MSFT, SPY, BTCUSD, BTCEUR, BTCGBP, EURUSD, GBPUSD, USDJPY).
+    #[arg(long, env = "PRICEHUB_PROVIDER_INSTRUMENTS")]
+    pub instruments: Option<String>,
+
+    /// broadcast: one market for all clients; legacy: the original per-connection stream.
+    #[arg(long, env = "PRICEHUB_PROVIDER_MODE", value_enum, default_value_t = FeedMode::Broadcast)]
+    pub mode: FeedMode,
+
+    /// Frames a client may fall behind before it is disconnected (broadcast mode).
+    #[arg(long, env = "PRICEHUB_PROVIDER_CLIENT_BUFFER", default_value_t = 65_536, value_parser = clap::value_parser!(u64).range(1..))]
+    pub client_buffer: u64,
+
+    /// Stop generating after this many trades (connections stay open); for tests and benchmarks.
+    #[arg(long, env = "PRICEHUB_PROVIDER_MAX_TRADES")]
+    pub max_trades: Option<u64>,
+
+    /// Start the market only once this many clients are connected (broadcast mode).
+    #[arg(long, env = "PRICEHUB_PROVIDER_WAIT_FOR_CLIENTS", default_value_t = 0)]
+    pub wait_for_clients: usize,
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 && r <= 1e8 => Ok(r),
+        _ => Err(format!(
+            "{s:?} is not a rate: expected trades per second, above 0 and at most 1e8"
+        )),
+    }
+}
+
+impl Default for ProviderArgs {
+    fn default() -> Self {
+        ProviderArgs {
+            listen: "127.0.0.1:5555".parse().expect("valid default address"),
+            http_listen: "127.0.0.1:5556".parse().expect("valid default address"),
+            rate: 2.0,
+            seed: None,
+            instruments: None,
+            mode: FeedMode::Broadcast,
+            client_buffer: 65_536,
+            max_trades: None,
+            wait_for_clients: 0,
+        }
+    }
+}
+
+/// Collector behaviour (everything but the database and the HTTP port).
+#[derive(Args, Clone, Debug)]
+pub struct CollectorOptions {
+    /// Provider to connect to, HOST:PORT.
+    #[arg(
+        long,
+        env = "PRICEHUB_COLLECTOR_PROVIDER",
+        default_value = "127.0.0.1:5555"
+    )]
+    pub provider: String,
+
+    /// Trades per database write (a batch is also flushed when --flush-interval-ms passes).
+    #[arg(long, env = "PRICEHUB_COLLECTOR_BATCH_SIZE", default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub batch_size: u64,
+
+    /// Longest time a received trade waits before it is written, in milliseconds.
+    #[arg(long, env = "PRICEHUB_COLLECTOR_FLUSH_INTERVAL_MS", default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..))]
+    pub flush_interval_ms: u64,
+
+    /// Directory of the on-disk spool used while the database is unreachable.
+    #[arg(
+        long,
+        env = "PRICEHUB_COLLECTOR_DATA_DIR",
+        default_value = "./data/collector"
+    )]
+    pub data_dir: PathBuf,
+
+    /// Trades kept in memory while the database is unreachable before spilling to the spool.
+    #[arg(long, env = "PRICEHUB_COLLECTOR_MAX_BUFFERED", default_value_t = 200_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_buffered: u64,
+
+    /// Size at which a spool segment is closed (fsynced) and a new one started, in bytes.
+    #[arg(long, env = "PRICEHUB_COLLECTOR_SPOOL_SEGMENT_BYTES", default_value_t = 16 << 20, value_parser = clap::value_parser!(u64).range(1024..))]
+    pub spool_segment_bytes: u64,
+
+    /// Seconds to keep trying the database on SIGTERM before spooling what is left.
+    #[arg(
+        long,
+        env = "PRICEHUB_COLLECTOR_SHUTDOWN_TIMEOUT",
+        default_value_t = 10
+    )]
+    pub shutdown_timeout: u64,
+
+    /// Apply pending migrations when the database is first reached.
+    #[arg(long, env = "PRICEHUB_MIGRATE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub migrate: bool,
+}
+
+impl CollectorOptions {
+    pub fn new(provider: impl Into<String>, data_dir: PathBuf) -> Self {
+        CollectorOptions {
+            provider: provider.into(),
+            batch_size: 20_000,
+            flush_interval_ms: 200,
+            data_dir,
+            max_buffered: 200_000,
+            spool_segment_bytes: 16 << 20,
+            shutdown_timeout: 10,
+            migrate: true,
+        }
+    }
+}
+
+/// `pricehub collector`: stores the live feed.
+#[derive(Args, Clone, Debug)]
+pub struct CollectorArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+
+    /// Address of the HTTP side port (/livez, /readyz, /metrics).
+    #[arg(
+        long,
+        env = "PRICEHUB_COLLECTOR_HTTP_LISTEN",
+        default_value = "127.0.0.1:5557"
+    )]
+    pub http_listen: SocketAddr,
+
+    #[command(flatten)]
+    pub collector: CollectorOptions,
 }
 
 #[cfg(test)]

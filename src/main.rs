@@ -1,7 +1,9 @@
 //! The `pricehub` binary: parses the command line and hands over to `pricehub::app`.
 
 use clap::{Parser, Subcommand};
-use pricehub::config::{AllArgs, ImportArgs, LogArgs, MigrateArgs, ServeArgs};
+use pricehub::config::{
+    AllArgs, CollectorArgs, ImportArgs, LogArgs, MigrateArgs, ProviderArgs, ServeArgs,
+};
 use pricehub::{app, telemetry};
 
 /// Self-hostable price platform: freight rates, live prices, BTC buy orders.
@@ -42,6 +44,10 @@ enum Command {
     Import(ImportArgs),
     /// Apply database migrations (adopts a database loaded with `psql < rates.sql`).
     Migrate(MigrateArgs),
+    /// Serve the live price feed on TCP (original wire format) with an HTTP side port.
+    Provider(ProviderArgs),
+    /// Collect the live feed from a provider into the database.
+    Collector(CollectorArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -63,6 +69,8 @@ fn main() -> std::process::ExitCode {
             Command::All(a) => app::all(a).await,
             Command::Import(a) => app::import(a).await,
             Command::Migrate(a) => app::migrate(a).await,
+            Command::Provider(a) => app::provider(a).await,
+            Command::Collector(a) => app::collector(a).await,
         }
     });
     match result {

@@ -56,6 +56,16 @@ impl DbHealth {
 impl Db {
     /// Opens a pool. SQLite files (and their directory) are created when missing.
     pub async fn connect(args: &DbArgs) -> anyhow::Result<Db> {
+        Self::open(args, false).await
+    }
+
+    /// A pool that connects on first use: for processes that must start (and buffer)
+    /// while the database is down, such as the feed collector.
+    pub async fn connect_lazy(args: &DbArgs) -> anyhow::Result<Db> {
+        Self::open(args, true).await
+    }
+
+    async fn open(args: &DbArgs, lazy: bool) -> anyhow::Result<Db> {
         let url = &args.database_url;
         if url.is_postgres() {
             let opts = PgConnectOptions::from_str(url.expose())
@@ -63,12 +73,17 @@ impl Db {
                 .application_name("pricehub")
                 .log_statements(tracing::log::LevelFilter::Trace)
                 .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(1));
-            let pool = PgPoolOptions::new()
+            let pool_opts = PgPoolOptions::new()
                 .max_connections(args.db_max_connections.max(1))
-                .acquire_timeout(args.acquire_timeout())
-                .connect_with(opts)
-                .await
-                .with_context(|| format!("cannot connect to PostgreSQL at {url}"))?;
+                .acquire_timeout(args.acquire_timeout());
+            let pool = if lazy {
+                pool_opts.connect_lazy_with(opts)
+            } else {
+                pool_opts
+                    .connect_with(opts)
+                    .await
+                    .with_context(|| format!("cannot connect to PostgreSQL at {url}"))?
+            };
             Ok(Db::Postgres(pool))
         } else {
             let opts = SqliteConnectOptions::from_str(url.expose())
@@ -85,12 +100,17 @@ impl Db {
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(10))
                 .log_statements(tracing::log::LevelFilter::Trace);
-            let pool = SqlitePoolOptions::new()
+            let pool_opts = SqlitePoolOptions::new()
                 .max_connections(args.db_max_connections.clamp(1, 8))
-                .acquire_timeout(args.acquire_timeout())
-                .connect_with(opts)
-                .await
-                .with_context(|| format!("cannot open SQLite database {url}"))?;
+                .acquire_timeout(args.acquire_timeout());
+            let pool = if lazy {
+                pool_opts.connect_lazy_with(opts)
+            } else {
+                pool_opts
+                    .connect_with(opts)
+                    .await
+                    .with_context(|| format!("cannot open SQLite database {url}"))?
+            };
             Ok(Db::Sqlite(pool))
         }
     }

@@ -7,10 +7,20 @@
 //! [`market`] is pure and deterministic (no clock, no I/O, seeded randomness) so that a
 //! `--seed` reproduces a stream exactly and the model can be tested without a socket.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 
 pub mod codec;
+pub mod collector;
 pub mod market;
+pub mod ops;
+pub mod provider;
+pub mod routes;
+pub mod spool;
+pub mod store;
 
 /// One trade as it travels on the wire and is stored by the collector.
 ///
@@ -35,6 +45,67 @@ impl Trade {
         codec::validate_ticker(self.ticker.as_bytes())?;
         codec::validate_price(self.price)
     }
+}
+
+/// The latest price of one instrument and when it traded.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct LatestPrice {
+    pub price: f64,
+    pub timestamp_ms: u64,
+}
+
+/// Latest price per instrument, shared between the task that sees the trades (provider
+/// market, collector reader) and whoever reads them (HTTP handlers, the order service).
+/// Cheap to clone; writers update once per batch of trades, not per trade.
+#[derive(Clone, Debug, Default)]
+pub struct LatestPrices(Arc<RwLock<HashMap<String, LatestPrice>>>);
+
+impl LatestPrices {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records a batch of trades; a trade older than what is known for its symbol does
+    /// not move the price back.
+    pub fn update<'a>(&self, trades: impl IntoIterator<Item = &'a Trade>) {
+        let mut trades = trades.into_iter().peekable();
+        if trades.peek().is_none() {
+            return;
+        }
+        let mut map = self.0.write();
+        for t in trades {
+            let next = LatestPrice {
+                price: t.price,
+                timestamp_ms: t.timestamp_ms,
+            };
+            match map.get_mut(t.ticker.as_str()) {
+                Some(p) if p.timestamp_ms > t.timestamp_ms => {}
+                Some(p) => *p = next,
+                None => {
+                    map.insert(t.ticker.clone(), next);
+                }
+            }
+        }
+    }
+
+    pub fn get(&self, symbol: &str) -> Option<LatestPrice> {
+        self.0.read().get(symbol).copied()
+    }
+
+    /// Every instrument's latest price, sorted by symbol.
+    pub fn snapshot(&self) -> Vec<(String, LatestPrice)> {
+        let mut v: Vec<_> = self.0.read().iter().map(|(k, v)| (k.clone(), *v)).collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// The reference data directory (`PRICEHUB_TEST_DATA`, else `../shared/data` next to the

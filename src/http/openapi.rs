@@ -16,6 +16,7 @@ use utoipa::OpenApi;
     tags(
         (name = "rates", description = "Freight rates between ports and regions"),
         (name = "ingest", description = "Atomic batch ingestion of prices (bearer token)"),
+        (name = "feed", description = "Live price feed: instruments, stored trades, candles"),
         (name = "operations", description = "Health, metrics, version and this documentation")
     )
 )]

@@ -63,7 +63,7 @@ impl Proc {
     }
 
     pub fn addr(&mut self) -> String {
-        let v = self.wait_for("listening");
+        let v = self.wait_for("pricehub API listening");
         v["addr"]
             .as_str()
             .expect("addr in the listening line")

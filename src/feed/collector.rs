@@ -1,0 +1,691 @@
+//! `pricehub collector`: connects to a provider, decodes and validates the frames, and
+//! stores every trade it receives.
+//!
+//! Two tasks joined by an unbounded channel of decoded chunks:
+//!
+//! * the **reader** owns the TCP connection: it reads whatever the socket has, decodes
+//!   every complete frame with [`SkippingDecoder`] (bad but well-delimited frames are
+//!   counted and skipped; a fatal error resets the connection), stamps each trade with
+//!   its receipt key `(run_id, seq)`, updates [`LatestPrices`] and hands the chunk over.
+//!   It never waits for the database, so a slow or absent database cannot make the
+//!   provider cut us off. It reconnects with exponential backoff and full jitter.
+//! * the **writer** owns everything received and not yet committed: a bounded in-memory
+//!   queue, at most one batch in flight, and the on-disk [`Spool`]. It flushes by size
+//!   (`--batch-size`) or age (`--flush-interval-ms`). While the database is unreachable
+//!   it keeps the queue up to `--max-buffered` trades and appends the rest to the spool;
+//!   once the database is back it writes the queue, then replays the spool in order,
+//!   deleting a segment only after its last batch committed. New trades keep going to
+//!   the spool while it is being replayed, so the order of arrival is kept.
+//!
+//! Nothing received is dropped: a failed batch is retried as is; a batch whose commit
+//! outcome is unknown (connection lost during COMMIT) is retried too, and the receipt
+//! key makes a second copy a no-op. On shutdown the reader stops, the writer flushes
+//! everything for up to `--shutdown-timeout` seconds and spools (fsynced) what the
+//! database did not take.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use bytes::BytesMut;
+use parking_lot::Mutex;
+use rand::Rng;
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::codec::Decoder;
+use tokio_util::sync::CancellationToken;
+
+use super::codec::{FrameError, SkippingDecoder};
+use super::spool::Spool;
+use super::store::{self, Receipt};
+use super::{LatestPrices, now_ms};
+use crate::config::CollectorOptions;
+use crate::db::Db;
+
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// A connection that lived this long resets the reconnect backoff.
+const HEALTHY_CONNECTION: Duration = Duration::from_secs(10);
+
+/// Exponential backoff with full jitter (a random wait up to the current ceiling).
+struct Backoff {
+    ceiling: Duration,
+}
+
+impl Backoff {
+    fn new() -> Self {
+        Backoff {
+            ceiling: BACKOFF_MIN,
+        }
+    }
+    fn reset(&mut self) {
+        self.ceiling = BACKOFF_MIN;
+    }
+    fn next(&mut self) -> Duration {
+        let wait = rand::rng().random_range(BACKOFF_MIN / 2..=self.ceiling);
+        self.ceiling = (self.ceiling * 2).min(BACKOFF_MAX);
+        wait
+    }
+}
+
+/// Live state of a collector, for `/readyz`, tests and the embedded default.
+#[derive(Debug, Default)]
+pub struct CollectorStatus {
+    pub connected: AtomicBool,
+    /// The last write (or probe) of the database succeeded.
+    pub db_ok: AtomicBool,
+    pub db_error: Mutex<Option<String>>,
+    pub received: AtomicU64,
+    pub stored: AtomicU64,
+    pub rejected: AtomicU64,
+    /// Trades received and not yet committed (memory, in flight and spool).
+    pub pending: AtomicU64,
+    pub spool_bytes: AtomicU64,
+    pub connections: AtomicU64,
+    /// When the database last accepted a write, ms since the epoch (0: never).
+    pub last_write_ms: AtomicU64,
+}
+
+/// A collector running in this process.
+pub struct RunningCollector {
+    pub http_addr: Option<SocketAddr>,
+    pub latest: LatestPrices,
+    pub status: Arc<CollectorStatus>,
+    /// This run's receipt-key prefix.
+    pub run_id: i64,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    http_task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl RunningCollector {
+    /// Waits until the collector has stopped (after `shutdown`) and flushed.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        let result = self.task.await.context("collector task panicked")?;
+        if let Some(h) = self.http_task {
+            h.await.context("collector HTTP task panicked")??;
+        }
+        result
+    }
+}
+
+/// Starts a collector writing to `db` (which may be unreachable at first: use a lazy
+/// pool). `http_listen: None` skips the side port.
+pub async fn start(
+    opts: CollectorOptions,
+    db: Db,
+    http_listen: Option<SocketAddr>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<RunningCollector> {
+    // Install the recorder before any task takes a metric handle: a handle taken
+    // earlier stays bound to the no-op recorder.
+    crate::telemetry::metrics_handle();
+    let spool_dir = opts.data_dir.join("spool");
+    let spool = Spool::open(&spool_dir, opts.spool_segment_bytes)
+        .with_context(|| format!("cannot open the spool in {}", spool_dir.display()))?;
+    if spool.is_active() {
+        tracing::warn!(dir = %spool_dir.display(), bytes = spool.bytes(), "spool from an earlier run found; it is replayed first");
+    }
+    let run_id = rand::rng().random_range(1..i64::MAX);
+    let latest = LatestPrices::new();
+    let status = Arc::new(CollectorStatus::default());
+    status.spool_bytes.store(spool.bytes(), Ordering::Relaxed);
+    metrics::gauge!("pricehub_feed_spool_bytes").set(spool.bytes() as f64);
+    let (tx, rx) = mpsc::unbounded_channel();
+
+    let reader = tokio::spawn(read_loop(
+        opts.provider.clone(),
+        run_id,
+        tx,
+        latest.clone(),
+        status.clone(),
+        shutdown.clone(),
+    ));
+    let writer = Writer {
+        db: db.clone(),
+        opts: opts.clone(),
+        status: status.clone(),
+        spool,
+        mem: VecDeque::new(),
+        oldest_at: None,
+        retry: None,
+        migrated: Arc::new(AtomicBool::new(!opts.migrate)),
+    };
+    let task = tokio::spawn(async move {
+        let result = writer.run(rx).await;
+        let _ = reader.await;
+        result
+    });
+
+    let (http_addr, http_task) = match http_listen {
+        Some(addr) => {
+            let routes = Router::new()
+                .route("/readyz", axum::routing::get(readyz))
+                .with_state(SideState {
+                    status: status.clone(),
+                    db,
+                    provider: opts.provider.clone(),
+                });
+            let (a, t) = super::ops::serve_side_port(addr, routes, shutdown.clone()).await?;
+            (Some(a), Some(t))
+        }
+        None => (None, None),
+    };
+    tracing::info!(provider = %opts.provider, ?http_addr, run_id, "collector started");
+    Ok(RunningCollector {
+        http_addr,
+        latest,
+        status,
+        run_id,
+        task,
+        http_task,
+    })
+}
+
+/// Why a connection ended.
+enum Ended {
+    Stopped,
+    Closed,
+    Failed(String),
+}
+
+async fn read_loop(
+    provider: String,
+    run_id: i64,
+    tx: mpsc::UnboundedSender<Vec<Receipt>>,
+    latest: LatestPrices,
+    status: Arc<CollectorStatus>,
+    stop: CancellationToken,
+) {
+    let mut backoff = Backoff::new();
+    let mut seq: i64 = 0;
+    let connected_gauge = metrics::gauge!("pricehub_feed_connected");
+    loop {
+        if stop.is_cancelled() {
+            return;
+        }
+        let connect = tokio::select! {
+            r = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(provider.as_str())) => r,
+            _ = stop.cancelled() => return,
+        };
+        let stream = match connect {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                tracing::warn!(%provider, error = %e, "cannot connect to the provider");
+                if !sleep_or_stop(backoff.next(), &stop).await {
+                    return;
+                }
+                continue;
+            }
+            Err(_) => {
+                tracing::warn!(%provider, "connecting to the provider timed out");
+                if !sleep_or_stop(backoff.next(), &stop).await {
+                    return;
+                }
+                continue;
+            }
+        };
+        if status.connections.fetch_add(1, Ordering::Relaxed) > 0 {
+            metrics::counter!("pricehub_feed_reconnects_total").increment(1);
+        }
+        status.connected.store(true, Ordering::Relaxed);
+        connected_gauge.set(1.0);
+        tracing::info!(%provider, "connected to the provider");
+        let since = Instant::now();
+        let ended = read_connection(stream, run_id, &mut seq, &tx, &latest, &status, &stop).await;
+        status.connected.store(false, Ordering::Relaxed);
+        connected_gauge.set(0.0);
+        match ended {
+            Ended::Stopped => return,
+            Ended::Closed => tracing::warn!(%provider, "the provider closed the connection"),
+            Ended::Failed(why) => {
+                tracing::warn!(%provider, error = %why, "connection reset")
+            }
+        }
+        if since.elapsed() >= HEALTHY_CONNECTION {
+            backoff.reset();
+        }
+        if !sleep_or_stop(backoff.next(), &stop).await {
+            return;
+        }
+    }
+}
+
+async fn sleep_or_stop(d: Duration, stop: &CancellationToken) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => true,
+        _ = stop.cancelled() => false,
+    }
+}
+
+fn reject(status: &CollectorStatus, reason: &'static str) {
+    status.rejected.fetch_add(1, Ordering::Relaxed);
+    metrics::counter!("pricehub_feed_trades_rejected_total", "reason" => reason).increment(1);
+}
+
+async fn read_connection(
+    mut stream: TcpStream,
+    run_id: i64,
+    seq: &mut i64,
+    tx: &mpsc::UnboundedSender<Vec<Receipt>>,
+    latest: &LatestPrices,
+    status: &CollectorStatus,
+    stop: &CancellationToken,
+) -> Ended {
+    let received = metrics::counter!("pricehub_feed_trades_received_total");
+    let mut decoder = SkippingDecoder::new();
+    let mut buf = BytesMut::with_capacity(128 << 10);
+    loop {
+        if buf.capacity() - buf.len() < 16 << 10 {
+            buf.reserve(128 << 10);
+        }
+        let read = tokio::select! {
+            r = stream.read_buf(&mut buf) => r,
+            _ = stop.cancelled() => return Ended::Stopped,
+        };
+        let eof = match read {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => return Ended::Failed(e.to_string()),
+        };
+        let mut chunk = Vec::new();
+        let mut fatal: Option<FrameError> = None;
+        let received_ms = now_ms() as i64;
+        loop {
+            let item = if eof {
+                decoder.decode_eof(&mut buf)
+            } else {
+                decoder.decode(&mut buf)
+            };
+            match item {
+                Ok(Some(Ok(trade))) => {
+                    if trade.timestamp_ms > i64::MAX as u64 {
+                        reject(status, "timestamp_out_of_range");
+                        continue;
+                    }
+                    chunk.push(Receipt {
+                        run_id,
+                        seq: *seq,
+                        received_ms,
+                        trade,
+                    });
+                    *seq += 1;
+                }
+                Ok(Some(Err(e))) => reject(status, e.label()),
+                Ok(None) => break,
+                Err(e) => {
+                    reject(status, e.label());
+                    fatal = Some(e);
+                    break;
+                }
+            }
+        }
+        if !chunk.is_empty() {
+            let n = chunk.len() as u64;
+            latest.update(chunk.iter().map(|r| &r.trade));
+            status.received.fetch_add(n, Ordering::Relaxed);
+            status.pending.fetch_add(n, Ordering::Relaxed);
+            received.increment(n);
+            if tx.send(chunk).is_err() {
+                return Ended::Stopped;
+            }
+        }
+        if let Some(e) = fatal {
+            return Ended::Failed(format!("undecodable stream ({}): {e}", e.label()));
+        }
+        if eof {
+            return Ended::Closed;
+        }
+    }
+}
+
+/// A batch being written, kept (shared with the write task) until it has committed.
+struct Batch {
+    receipts: Arc<Vec<Receipt>>,
+    /// Spool segment it was read from, and whether it is the segment's last batch.
+    from_spool: Option<(std::path::PathBuf, bool)>,
+}
+
+struct Flushed {
+    result: anyhow::Result<store::BatchOutcome>,
+    elapsed: Duration,
+}
+
+/// The write in progress and the batch it writes (kept here, so that a write abandoned
+/// at shutdown can still be spooled).
+struct Inflight {
+    handle: tokio::task::JoinHandle<Flushed>,
+    batch: Batch,
+}
+
+struct Writer {
+    db: Db,
+    opts: CollectorOptions,
+    status: Arc<CollectorStatus>,
+    spool: Spool,
+    mem: VecDeque<Receipt>,
+    /// When the oldest trade in `mem` arrived.
+    oldest_at: Option<Instant>,
+    /// A batch whose write failed, retried before anything else.
+    retry: Option<Batch>,
+    migrated: Arc<AtomicBool>,
+}
+
+impl Writer {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Vec<Receipt>>) -> anyhow::Result<()> {
+        let flush_interval = Duration::from_millis(self.opts.flush_interval_ms);
+        let mut inflight: Option<Inflight> = None;
+        let mut retry_at: Option<Instant> = None;
+        let mut backoff = Backoff::new();
+        // Set once the reader is gone (shutdown): flush everything, then stop.
+        let mut deadline: Option<Instant> = None;
+        loop {
+            let draining = deadline.is_some();
+            if inflight.is_none() && retry_at.is_none_or(|t| t <= Instant::now()) {
+                retry_at = None;
+                if let Some(batch) = self.next_batch(draining, flush_interval)? {
+                    inflight = Some(self.spawn_write(batch));
+                }
+            }
+            if draining && inflight.is_none() && self.retry.is_none() && self.mem.is_empty() {
+                break;
+            }
+            let timer = [
+                self.oldest_at.map(|t| t + flush_interval),
+                retry_at,
+                deadline,
+                // Replay the spool when the database is back.
+                (self.spool.is_active() && inflight.is_none())
+                    .then(|| Instant::now() + flush_interval),
+            ]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            tokio::select! {
+                chunk = rx.recv(), if !draining => match chunk {
+                    Some(chunk) => self.accept(chunk)?,
+                    None => {
+                        deadline = Some(Instant::now() + Duration::from_secs(self.opts.shutdown_timeout));
+                        tracing::info!(pending = self.status.pending.load(Ordering::Relaxed), "collector stopping; flushing");
+                    }
+                },
+                done = async { match inflight.as_mut() { Some(f) => (&mut f.handle).await, None => std::future::pending().await } } => {
+                    let batch = inflight.take().expect("a write was in flight").batch;
+                    match done {
+                        Ok(flushed) => {
+                            if self.finish(batch, flushed)? {
+                                backoff.reset();
+                            } else {
+                                retry_at = Some(Instant::now() + backoff.next());
+                            }
+                        }
+                        Err(e) => anyhow::bail!("database write task failed: {e}"),
+                    }
+                },
+                _ = tokio::time::sleep_until(timer) => {
+                    if deadline.is_some_and(|d| d <= Instant::now()) {
+                        break;
+                    }
+                },
+            }
+        }
+        // Whatever the database did not take goes to the spool, durably.
+        let mut left: Vec<Receipt> = Vec::new();
+        if let Some(f) = inflight.take() {
+            f.handle.abort();
+            // The write may or may not have committed: spool it anyway (a batch read from
+            // the spool is still there); the receipt key makes a second copy a no-op.
+            if f.batch.from_spool.is_none() {
+                left.extend(f.batch.receipts.iter().cloned());
+            }
+        }
+        if let Some(b) = self.retry.take()
+            && b.from_spool.is_none()
+        {
+            left.extend(b.receipts.iter().cloned());
+        }
+        left.extend(self.mem.drain(..));
+        if !left.is_empty() {
+            tracing::warn!(
+                trades = left.len(),
+                "the database did not take everything before shutdown; spooled for the next start"
+            );
+            self.spool.append(&left)?;
+        }
+        self.spool.rotate()?;
+        self.status.pending.store(0, Ordering::Relaxed);
+        tracing::info!(
+            stored = self.status.stored.load(Ordering::Relaxed),
+            spool_bytes = self.spool.bytes(),
+            "collector stopped"
+        );
+        Ok(())
+    }
+
+    /// Takes a chunk from the reader: into memory, or the spool when memory is full or the
+    /// spool is already in use (so that arrival order is kept).
+    fn accept(&mut self, chunk: Vec<Receipt>) -> anyhow::Result<()> {
+        let max = self.opts.max_buffered as usize;
+        if self.spool.is_active() || self.mem.len() + chunk.len() > max {
+            if !self.spool.is_active() {
+                tracing::warn!(
+                    buffered = self.mem.len(),
+                    "in-memory buffer full; spooling received trades to disk"
+                );
+            }
+            self.spool.append(&chunk).context("writing to the spool")?;
+            self.spool_gauge();
+        } else {
+            if self.mem.is_empty() {
+                self.oldest_at = Some(Instant::now());
+            }
+            self.mem.extend(chunk);
+            metrics::gauge!("pricehub_feed_buffered_trades").set(self.mem.len() as f64);
+        }
+        Ok(())
+    }
+
+    fn spool_gauge(&self) {
+        let bytes = self.spool.bytes();
+        self.status.spool_bytes.store(bytes, Ordering::Relaxed);
+        metrics::gauge!("pricehub_feed_spool_bytes").set(bytes as f64);
+    }
+
+    /// What to write next, if anything is due: a failed batch again, then memory (full
+    /// batch, or the oldest trade waited long enough, or draining), then the spool.
+    fn next_batch(
+        &mut self,
+        draining: bool,
+        flush_interval: Duration,
+    ) -> anyhow::Result<Option<Batch>> {
+        if let Some(b) = self.retry.take() {
+            return Ok(Some(b));
+        }
+        let size = self.opts.batch_size as usize;
+        let due = self.mem.len() >= size
+            || draining
+            || self
+                .oldest_at
+                .is_some_and(|t| t.elapsed() >= flush_interval);
+        if !self.mem.is_empty() && due {
+            let n = self.mem.len().min(size);
+            let receipts: Vec<Receipt> = self.mem.drain(..n).collect();
+            self.oldest_at = (!self.mem.is_empty()).then(Instant::now);
+            metrics::gauge!("pricehub_feed_buffered_trades").set(self.mem.len() as f64);
+            return Ok(Some(Batch {
+                receipts: Arc::new(receipts),
+                from_spool: None,
+            }));
+        }
+        if !self.mem.is_empty() || draining || !self.spool.is_active() {
+            return Ok(None);
+        }
+        if !self.spool.has_closed() {
+            // Replay what is being appended too: close it so it can be read.
+            self.spool.rotate().context("closing a spool segment")?;
+        }
+        while let Some(b) = self.spool.read_batch(size).context("reading the spool")? {
+            for reason in &b.corrupt {
+                tracing::error!(segment = %b.segment.display(), reason, "unreadable spool record skipped");
+                metrics::counter!("pricehub_feed_trades_rejected_total", "reason" => *reason)
+                    .increment(1);
+            }
+            if b.receipts.is_empty() {
+                if b.last_in_segment {
+                    self.spool
+                        .remove_oldest(&b.segment)
+                        .context("removing a spool segment")?;
+                    self.spool_gauge();
+                    continue;
+                }
+                return Ok(None);
+            }
+            return Ok(Some(Batch {
+                receipts: Arc::new(b.receipts),
+                from_spool: Some((b.segment, b.last_in_segment)),
+            }));
+        }
+        Ok(None)
+    }
+
+    fn spawn_write(&self, batch: Batch) -> Inflight {
+        let db = self.db.clone();
+        let migrated = self.migrated.clone();
+        let receipts = batch.receipts.clone();
+        let handle = tokio::spawn(async move {
+            let started = Instant::now();
+            let result = async {
+                if !migrated.load(Ordering::Relaxed) {
+                    db.migrate().await?;
+                    migrated.store(true, Ordering::Relaxed);
+                }
+                Ok(store::insert_batch(&db, &receipts).await?)
+            }
+            .await;
+            Flushed {
+                result,
+                elapsed: started.elapsed(),
+            }
+        });
+        Inflight { handle, batch }
+    }
+
+    /// Accounts for a finished write; returns whether it succeeded.
+    fn finish(&mut self, batch: Batch, flushed: Flushed) -> anyhow::Result<bool> {
+        let Flushed { result, elapsed } = flushed;
+        let n = batch.receipts.len() as u64;
+        match result {
+            Ok(outcome) => {
+                let source = if batch.from_spool.is_some() {
+                    "spool"
+                } else {
+                    "memory"
+                };
+                metrics::counter!("pricehub_feed_batches_total", "source" => source).increment(1);
+                metrics::histogram!("pricehub_feed_flush_duration_seconds")
+                    .record(elapsed.as_secs_f64());
+                metrics::counter!("pricehub_feed_trades_stored_total").increment(outcome.inserted);
+                if outcome.inserted < n {
+                    metrics::counter!("pricehub_feed_duplicates_skipped_total")
+                        .increment(n - outcome.inserted);
+                }
+                let now = now_ms();
+                if let Some(oldest) = batch.receipts.iter().map(|r| r.trade.timestamp_ms).min() {
+                    metrics::histogram!("pricehub_feed_lag_seconds")
+                        .record(now.saturating_sub(oldest) as f64 / 1000.0);
+                }
+                self.status
+                    .stored
+                    .fetch_add(outcome.inserted, Ordering::Relaxed);
+                self.status.pending.fetch_sub(
+                    n.min(self.status.pending.load(Ordering::Relaxed)),
+                    Ordering::Relaxed,
+                );
+                self.status.last_write_ms.store(now, Ordering::Relaxed);
+                if !self.status.db_ok.swap(true, Ordering::Relaxed) {
+                    tracing::info!("database writable");
+                }
+                *self.status.db_error.lock() = None;
+                if let Some((segment, true)) = &batch.from_spool {
+                    self.spool
+                        .remove_oldest(segment)
+                        .context("removing a replayed spool segment")?;
+                    self.spool_gauge();
+                    tracing::info!(segment = %segment.display(), "spool segment replayed and removed");
+                }
+                Ok(true)
+            }
+            Err(e) => {
+                metrics::counter!("pricehub_feed_flush_failures_total").increment(1);
+                if self.status.db_ok.swap(false, Ordering::Relaxed)
+                    || self.status.db_error.lock().is_none()
+                {
+                    tracing::warn!(error = %format!("{e:#}"), trades = n, "database write failed; buffering and retrying");
+                }
+                *self.status.db_error.lock() = Some(format!("{e:#}"));
+                self.retry = Some(batch);
+                Ok(false)
+            }
+        }
+    }
+}
+
+#[derive(Clone)]
+struct SideState {
+    status: Arc<CollectorStatus>,
+    db: Db,
+    provider: String,
+}
+
+/// Ready = connected to the provider and the database writable, with detail either way.
+async fn readyz(State(s): State<SideState>) -> impl IntoResponse {
+    let connected = s.status.connected.load(Ordering::Relaxed);
+    let recent_write =
+        now_ms().saturating_sub(s.status.last_write_ms.load(Ordering::Relaxed)) < 5_000;
+    // A write that just succeeded answers for the database; otherwise ask it.
+    let (db_up, db_error) = if recent_write && s.status.db_ok.load(Ordering::Relaxed) {
+        (true, None)
+    } else {
+        match tokio::time::timeout(Duration::from_secs(2), store::probe_writable(&s.db)).await {
+            Ok(Ok(())) => (true, None),
+            Ok(Err(e)) => (false, Some(e.to_string())),
+            Err(_) => (false, Some("timed out".to_string())),
+        }
+    };
+    let ready = connected && db_up;
+    let body = serde_json::json!({
+        "status": if ready { "ready" } else { "not_ready" },
+        "checks": {
+            "provider": {
+                "status": if connected { "up" } else { "down" },
+                "detail": { "addr": s.provider, "connections": s.status.connections.load(Ordering::Relaxed) },
+            },
+            "database": {
+                "status": if db_up { "up" } else { "down" },
+                "detail": {
+                    "backend": s.db.backend().name(),
+                    "writable": db_up,
+                    "error": db_error,
+                    "pending_trades": s.status.pending.load(Ordering::Relaxed),
+                    "spool_bytes": s.status.spool_bytes.load(Ordering::Relaxed),
+                },
+            },
+        },
+    });
+    let code = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, axum::Json(body))
+}

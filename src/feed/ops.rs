@@ -1,0 +1,65 @@
+//! The HTTP side port of the feed processes (provider and collector): `/livez`,
+//! `/readyz`, `/metrics`, plus whatever routes the process adds. Same conventions as the
+//! API (problem+json errors, per-route metrics), but its own small router: these
+//! processes do not serve the API.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::http::header;
+use axum::response::IntoResponse;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::http::problem::Problem;
+use crate::telemetry;
+
+/// `/livez`: the process is up. Checks no dependency.
+pub async fn livez() -> impl IntoResponse {
+    axum::Json(serde_json::json!({"status": "ok"}))
+}
+
+/// `/metrics`: the process-wide Prometheus registry.
+pub async fn metrics() -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        telemetry::metrics_handle().render(),
+    )
+}
+
+async fn not_found(uri: axum::http::Uri) -> Problem {
+    Problem::not_found(
+        "not-found",
+        "Not found",
+        format!("no route for {}", uri.path()),
+    )
+}
+
+/// Binds `addr` and serves `routes` (plus `/livez` and `/metrics`) until `shutdown`.
+pub async fn serve_side_port(
+    addr: SocketAddr,
+    routes: Router,
+    shutdown: CancellationToken,
+) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<anyhow::Result<()>>)> {
+    telemetry::metrics_handle();
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} (HTTP side port)"))?;
+    let local = listener.local_addr()?;
+    let app = routes
+        .route("/livez", axum::routing::get(livez))
+        .route("/metrics", axum::routing::get(metrics))
+        .route_layer(axum::middleware::from_fn(
+            crate::http::middleware::track_metrics,
+        ))
+        .fallback(not_found);
+    let task = tokio::spawn(async move {
+        crate::http::serve(listener, app, shutdown, Duration::from_secs(5)).await
+    });
+    Ok((local, task))
+}

@@ -1,0 +1,406 @@
+//! Feed storage for both backends: batch inserts of received trades and the read queries
+//! behind `/instruments`.
+//!
+//! Writes: one transaction per batch. PostgreSQL gets `COPY trades … FROM STDIN (FORMAT
+//! binary)`, the fastest bulk path it has; SQLite gets multi-row `INSERT`s. The derived
+//! `instruments` table is maintained by triggers inside the same transaction (see the
+//! migration `20260101000002_feed.sql`).
+//!
+//! Idempotency: every row carries its receipt key `(run_id, seq)` under a unique index.
+//! The fast PostgreSQL path is a plain COPY, which fails as a whole on a duplicate key;
+//! that only happens when a batch is replayed (spool after a crash, retry after an
+//! ambiguous commit), and then [`insert_batch`] retries the batch through a staging
+//! table with `ON CONFLICT DO NOTHING`. The result says how many rows were new.
+
+use futures_util::TryStreamExt;
+use sqlx::{Postgres, QueryBuilder, Sqlite};
+
+use super::Trade;
+use crate::db::Db;
+
+/// A trade as received by one collector run: the trade plus its receipt key.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Receipt {
+    /// Random per collector process (see the migration for the dedupe design).
+    pub run_id: i64,
+    /// Arrival order within the run, from 0.
+    pub seq: i64,
+    /// When the collector decoded it, ms since the epoch.
+    pub received_ms: i64,
+    pub trade: Trade,
+}
+
+/// What one batch write did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchOutcome {
+    /// Rows actually inserted (duplicates of already stored receipts excluded).
+    pub inserted: u64,
+    /// Whether the conflict-tolerant path had to be used.
+    pub replayed: bool,
+}
+
+/// SQLSTATE 23505.
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.code().as_deref() == Some("23505"))
+}
+
+/// Stores a batch atomically: all of it (minus rows already stored) or nothing.
+pub async fn insert_batch(db: &Db, batch: &[Receipt]) -> Result<BatchOutcome, sqlx::Error> {
+    if batch.is_empty() {
+        return Ok(BatchOutcome {
+            inserted: 0,
+            replayed: false,
+        });
+    }
+    match db {
+        Db::Postgres(pool) => {
+            let data = copy_binary(batch);
+            match pg_copy(pool, &data, false).await {
+                Ok(inserted) => Ok(BatchOutcome {
+                    inserted,
+                    replayed: false,
+                }),
+                Err(e) if is_unique_violation(&e) => {
+                    let inserted = pg_copy(pool, &data, true).await?;
+                    Ok(BatchOutcome {
+                        inserted,
+                        replayed: true,
+                    })
+                }
+                Err(e) => Err(e),
+            }
+        }
+        Db::Sqlite(pool) => {
+            let mut tx = pool.begin().await?;
+            let mut inserted = 0;
+            // 7 parameters a row, well under SQLite's 32,766 limit per statement.
+            for chunk in batch.chunks(2_000) {
+                let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+                    "INSERT INTO trades (symbol, ts_ms, price, size, run_id, seq, received_ms) ",
+                );
+                q.push_values(chunk, |mut b, r| {
+                    b.push_bind(r.trade.ticker.as_str())
+                        .push_bind(r.trade.timestamp_ms as i64)
+                        .push_bind(r.trade.price)
+                        .push_bind(i64::from(r.trade.size))
+                        .push_bind(r.run_id)
+                        .push_bind(r.seq)
+                        .push_bind(r.received_ms);
+                });
+                q.push(" ON CONFLICT (run_id, seq) DO NOTHING");
+                inserted += q.build().execute(&mut *tx).await?.rows_affected();
+            }
+            tx.commit().await?;
+            Ok(BatchOutcome {
+                inserted,
+                replayed: inserted < batch.len() as u64,
+            })
+        }
+    }
+}
+
+const COPY_COLUMNS: &str = "(symbol, ts_ms, price, size, run_id, seq, received_ms)";
+
+/// One COPY in one transaction; `tolerant` goes through a staging table so that rows
+/// already stored are skipped instead of failing the batch.
+async fn pg_copy(pool: &sqlx::PgPool, data: &[u8], tolerant: bool) -> Result<u64, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let target = if tolerant {
+        sqlx::query(
+            "CREATE TEMP TABLE IF NOT EXISTS feed_stage (symbol text, ts_ms bigint, \
+             price double precision, size bigint, run_id bigint, seq bigint, \
+             received_ms bigint) ON COMMIT DELETE ROWS",
+        )
+        .execute(&mut *tx)
+        .await?;
+        "feed_stage"
+    } else {
+        "trades"
+    };
+    let mut copy = (*tx)
+        .copy_in_raw(&format!(
+            "COPY {target} {COPY_COLUMNS} FROM STDIN (FORMAT binary)"
+        ))
+        .await?;
+    for chunk in data.chunks(1 << 20) {
+        copy.send(chunk).await?;
+    }
+    let copied = copy.finish().await?;
+    let inserted = if tolerant {
+        sqlx::query(&format!(
+            "INSERT INTO trades {COPY_COLUMNS} SELECT * FROM feed_stage ORDER BY run_id, seq \
+             ON CONFLICT (run_id, seq) DO NOTHING"
+        ))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+    } else {
+        copied
+    };
+    tx.commit().await?;
+    Ok(inserted)
+}
+
+/// The batch in PostgreSQL's binary COPY format: exact doubles, no text parsing.
+fn copy_binary(batch: &[Receipt]) -> Vec<u8> {
+    // Header, then per row: field count, and per field its length and big-endian bytes.
+    let mut out = Vec::with_capacity(19 + batch.len() * 80 + 2);
+    out.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
+    out.extend_from_slice(&0u32.to_be_bytes()); // flags
+    out.extend_from_slice(&0u32.to_be_bytes()); // header extension length
+    for r in batch {
+        out.extend_from_slice(&7i16.to_be_bytes());
+        let ticker = r.trade.ticker.as_bytes();
+        out.extend_from_slice(&(ticker.len() as i32).to_be_bytes());
+        out.extend_from_slice(ticker);
+        out.extend_from_slice(&8i32.to_be_bytes());
+        out.extend_from_slice(&(r.trade.timestamp_ms as i64).to_be_bytes());
+        out.extend_from_slice(&8i32.to_be_bytes());
+        out.extend_from_slice(&r.trade.price.to_be_bytes());
+        for v in [i64::from(r.trade.size), r.run_id, r.seq, r.received_ms] {
+            out.extend_from_slice(&8i32.to_be_bytes());
+            out.extend_from_slice(&v.to_be_bytes());
+        }
+    }
+    out.extend_from_slice(&(-1i16).to_be_bytes());
+    out
+}
+
+/// Checks that the database accepts writes (not a read-only replica, not refusing
+/// connections): what the collector's readiness means by "database writable".
+pub async fn probe_writable(db: &Db) -> Result<(), sqlx::Error> {
+    match db {
+        Db::Postgres(pool) => {
+            let read_only: String = sqlx::query_scalar("SHOW transaction_read_only")
+                .fetch_one(pool)
+                .await?;
+            if read_only == "on" {
+                return Err(sqlx::Error::Protocol(
+                    "the database is read-only (a standby?)".into(),
+                ));
+            }
+            Ok(())
+        }
+        Db::Sqlite(pool) => {
+            // BEGIN IMMEDIATE takes the write lock; nothing is written.
+            let tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+            tx.rollback().await
+        }
+    }
+}
+
+/// One row of `GET /instruments`.
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
+pub struct InstrumentRow {
+    pub symbol: String,
+    pub last_price: f64,
+    pub last_ts_ms: i64,
+    pub ticks: i64,
+}
+
+pub async fn list_instruments(db: &Db) -> Result<Vec<InstrumentRow>, sqlx::Error> {
+    let q = "SELECT symbol, last_price, last_ts_ms, ticks FROM instruments ORDER BY symbol";
+    match db {
+        Db::Postgres(pool) => sqlx::query_as(q).fetch_all(pool).await,
+        Db::Sqlite(pool) => sqlx::query_as(q).fetch_all(pool).await,
+    }
+}
+
+pub async fn instrument(db: &Db, symbol: &str) -> Result<Option<InstrumentRow>, sqlx::Error> {
+    let q = "SELECT symbol, last_price, last_ts_ms, ticks FROM instruments WHERE symbol = $1";
+    match db {
+        Db::Postgres(pool) => sqlx::query_as(q).bind(symbol).fetch_optional(pool).await,
+        Db::Sqlite(pool) => sqlx::query_as(q).bind(symbol).fetch_optional(pool).await,
+    }
+}
+
+/// One stored trade as the API serves it.
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
+pub struct TradeRow {
+    pub id: i64,
+    pub ts_ms: i64,
+    pub price: f64,
+    pub size: i64,
+}
+
+/// Trades of `symbol` with `from_ms <= ts_ms < to_ms`, newest first (ties by id), strictly
+/// after the keyset position `before` = (ts_ms, id) when given, at most `limit` rows.
+pub async fn trades_page(
+    db: &Db,
+    symbol: &str,
+    from_ms: i64,
+    to_ms: i64,
+    before: Option<(i64, i64)>,
+    limit: i64,
+) -> Result<Vec<TradeRow>, sqlx::Error> {
+    let (bts, bid) = before.unwrap_or((i64::MAX, i64::MAX));
+    let q = "SELECT id, ts_ms, price, size FROM trades \
+             WHERE symbol = $1 AND ts_ms >= $2 AND ts_ms < $3 AND (ts_ms, id) < ($4, $5) \
+             ORDER BY ts_ms DESC, id DESC LIMIT $6";
+    match db {
+        Db::Postgres(pool) => {
+            sqlx::query_as(q)
+                .bind(symbol)
+                .bind(from_ms)
+                .bind(to_ms)
+                .bind(bts)
+                .bind(bid)
+                .bind(limit)
+                .fetch_all(pool)
+                .await
+        }
+        Db::Sqlite(pool) => {
+            sqlx::query_as(q)
+                .bind(symbol)
+                .bind(from_ms)
+                .bind(to_ms)
+                .bind(bts)
+                .bind(bid)
+                .bind(limit)
+                .fetch_all(pool)
+                .await
+        }
+    }
+}
+
+/// One OHLC candle; `start_ms` is the bucket start (a multiple of the interval).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Candle {
+    pub start_ms: i64,
+    pub open: f64,
+    pub high: f64,
+    pub low: f64,
+    pub close: f64,
+    pub volume: i64,
+    pub trades: i64,
+}
+
+/// Folds trades (in time order) into candles; the same code serves both backends.
+#[derive(Default)]
+struct CandleFold {
+    interval_ms: i64,
+    out: Vec<Candle>,
+}
+
+impl CandleFold {
+    fn push(&mut self, ts_ms: i64, price: f64, size: i64) {
+        let start_ms = ts_ms - ts_ms.rem_euclid(self.interval_ms);
+        match self.out.last_mut() {
+            Some(c) if c.start_ms == start_ms => {
+                c.high = c.high.max(price);
+                c.low = c.low.min(price);
+                c.close = price;
+                c.volume += size;
+                c.trades += 1;
+            }
+            _ => self.out.push(Candle {
+                start_ms,
+                open: price,
+                high: price,
+                low: price,
+                close: price,
+                volume: size,
+                trades: 1,
+            }),
+        }
+    }
+}
+
+/// Candles of `symbol` over `from_ms <= ts_ms < to_ms`, oldest first; buckets without
+/// trades are absent. Streams the rows, so memory is bounded by the number of candles.
+pub async fn candles(
+    db: &Db,
+    symbol: &str,
+    from_ms: i64,
+    to_ms: i64,
+    interval_ms: i64,
+) -> Result<Vec<Candle>, sqlx::Error> {
+    let q = "SELECT ts_ms, price, size FROM trades \
+             WHERE symbol = $1 AND ts_ms >= $2 AND ts_ms < $3 ORDER BY ts_ms, id";
+    let mut fold = CandleFold {
+        interval_ms: interval_ms.max(1),
+        out: Vec::new(),
+    };
+    match db {
+        Db::Postgres(pool) => {
+            let mut rows = sqlx::query_as::<Postgres, (i64, f64, i64)>(q)
+                .bind(symbol)
+                .bind(from_ms)
+                .bind(to_ms)
+                .fetch(pool);
+            while let Some((ts, price, size)) = rows.try_next().await? {
+                fold.push(ts, price, size);
+            }
+        }
+        Db::Sqlite(pool) => {
+            let mut rows = sqlx::query_as::<Sqlite, (i64, f64, i64)>(q)
+                .bind(symbol)
+                .bind(from_ms)
+                .bind(to_ms)
+                .fetch(pool);
+            while let Some((ts, price, size)) = rows.try_next().await? {
+                fold.push(ts, price, size);
+            }
+        }
+    }
+    Ok(fold.out)
+}
+
+/// Number of stored trades (all symbols); for tests, benchmarks and logs.
+pub async fn count_trades(db: &Db) -> Result<i64, sqlx::Error> {
+    let q = "SELECT COUNT(*) FROM trades";
+    match db {
+        Db::Postgres(pool) => sqlx::query_scalar(q).fetch_one(pool).await,
+        Db::Sqlite(pool) => sqlx::query_scalar(q).fetch_one(pool).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn candles_fold_open_high_low_close_volume() {
+        let mut f = CandleFold {
+            interval_ms: 60_000,
+            out: Vec::new(),
+        };
+        for (ts, p, s) in [
+            (60_000, 10.0, 1),
+            (60_500, 12.0, 2),
+            (119_999, 9.0, 3),
+            (180_000, 11.0, 4),
+        ] {
+            f.push(ts, p, s);
+        }
+        assert_eq!(f.out.len(), 2);
+        let c = &f.out[0];
+        assert_eq!(
+            (
+                c.start_ms, c.open, c.high, c.low, c.close, c.volume, c.trades
+            ),
+            (60_000, 10.0, 12.0, 9.0, 9.0, 6, 3)
+        );
+        assert_eq!(f.out[1].start_ms, 180_000);
+    }
+
+    #[test]
+    fn copy_binary_layout() {
+        let r = Receipt {
+            run_id: 1,
+            seq: 2,
+            received_ms: 3,
+            trade: Trade {
+                timestamp_ms: 4,
+                ticker: "AAPL".into(),
+                price: 1.5,
+                size: 700,
+            },
+        };
+        let b = copy_binary(&[r]);
+        // header 19 + field count 2 + ticker 4+4 + six 8-byte fields of 4+8 + trailer 2
+        assert_eq!(b.len(), 19 + 2 + 8 + 6 * 12 + 2);
+        assert_eq!(&b[..11], b"PGCOPY\n\xff\r\n\0");
+        assert_eq!(&b[b.len() - 2..], &[0xff, 0xff]);
+    }
+}
