@@ -26,6 +26,12 @@ pub const ROUTES: &[&str] = &[
     "/version",
     "/openapi.json",
     "/docs",
+    "/prices",
+    "/batches",
+    "/batches/{id}",
+    "/instruments",
+    "/instruments/{symbol}/trades",
+    "/instruments/{symbol}/candles",
 ];
 
 pub fn in_ci() -> bool {
