@@ -73,7 +73,7 @@ pub fn router(state: AppState) -> Router {
                         .get(REQUEST_ID)
                         .and_then(|v| v.to_str().ok())
                         .unwrap_or("-");
-                    tracing::debug_span!("request", method = %req.method(), uri = %req.uri(), request_id = %id)
+                    tracing::info_span!("request", method = %req.method(), uri = %req.uri(), request_id = %id)
                 }),
             )
             .layer(PropagateRequestIdLayer::new(REQUEST_ID))
