@@ -10,6 +10,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{AllArgs, DatabaseUrl, DbArgs, HttpArgs, ImportArgs, MigrateArgs, ServeArgs};
 use crate::db::Db;
+use crate::orders::Orders;
+use crate::orders::rates::LatestPrices;
 use crate::rates::cache::RatesCache;
 use crate::rates::ingest::Ingest;
 use crate::{http, rates, telemetry};
@@ -20,6 +22,7 @@ pub struct AppState {
     pub db: Db,
     pub rates: Arc<RatesCache>,
     pub ingest: Arc<Ingest>,
+    pub orders: Arc<Orders>,
     pub http: Arc<HttpArgs>,
 }
 
@@ -57,6 +60,17 @@ pub async fn start_api(
     http: HttpArgs,
     shutdown: CancellationToken,
 ) -> anyhow::Result<RunningApi> {
+    start_api_with_feed(db, http, shutdown, None).await
+}
+
+/// [`start_api`] with the latest prices of an in-process live feed, which price BTC
+/// orders when no `--btc-rate-url` is configured.
+pub async fn start_api_with_feed(
+    db: Db,
+    http: HttpArgs,
+    shutdown: CancellationToken,
+    feed: Option<Arc<dyn LatestPrices>>,
+) -> anyhow::Result<RunningApi> {
     telemetry::metrics_handle();
     let listener = TcpListener::bind(http.listen)
         .await
@@ -72,10 +86,13 @@ pub async fn start_api(
     if http.ingest.ingest_worker {
         background.push(ingest.spawn_worker(shutdown.clone()));
     }
+    let (orders, tasks) = Orders::start(db.clone(), &http.orders, feed, shutdown.clone()).await?;
+    background.extend(tasks);
     let state = AppState {
         db,
         rates,
         ingest,
+        orders,
         http: Arc::new(http),
     };
     let app = http::router(state.clone());

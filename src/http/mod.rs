@@ -33,6 +33,12 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(crate::rates::ingest::routes::post_prices))
         .routes(routes!(crate::rates::ingest::routes::post_batches))
         .routes(routes!(crate::rates::ingest::routes::get_batch))
+        .routes(routes!(
+            crate::orders::routes::post_orders,
+            crate::orders::routes::get_orders
+        ))
+        .routes(routes!(crate::orders::routes::place_order))
+        .routes(routes!(crate::orders::routes::get_orders_alias))
         .routes(routes!(ops::livez))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))

@@ -16,6 +16,7 @@ use utoipa::OpenApi;
     tags(
         (name = "rates", description = "Freight rates between ports and regions"),
         (name = "ingest", description = "Atomic batch ingestion of prices (bearer token)"),
+        (name = "orders", description = "BTC buy orders under a hard cap (rate limited per client)"),
         (name = "operations", description = "Health, metrics, version and this documentation")
     )
 )]
