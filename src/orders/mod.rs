@@ -62,7 +62,7 @@ pub struct OrderView {
     #[schema(value_type = String, example = "39612.0558")]
     pub rate: String,
     /// `amount / rate` rounded up to 8 decimal places.
-    #[schema(value_type = String, example = "0.00252448")]
+    #[schema(value_type = String, example = "0.00252449")]
     pub btc_amount: String,
 }
 
