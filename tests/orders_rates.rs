@@ -208,8 +208,10 @@ async fn the_live_feed_prices_orders_when_no_url_is_set() {
         return;
     };
     let trades = Arc::new(Trades(Default::default()));
-    let mut http = HttpArgs::default();
-    http.listen = "127.0.0.1:0".parse().unwrap();
+    let mut http = HttpArgs {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..Default::default()
+    };
     http.orders.rate_limit_per_minute = 0;
     http.orders.btc_rate_refresh = 1;
     let api = pricehub::app::start_api_with_feed(
@@ -482,8 +484,10 @@ async fn an_unreachable_redis_fails_start_up_clearly() {
     let Some(db) = fresh_db(Backend::Sqlite).await else {
         return;
     };
-    let mut http = HttpArgs::default();
-    http.listen = "127.0.0.1:0".parse().unwrap();
+    let mut http = HttpArgs {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..Default::default()
+    };
     // A port nothing listens on (bound and released).
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
