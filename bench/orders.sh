@@ -54,7 +54,7 @@ wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.body = '{"currency":"EUR","amount":"100"}'
 LUA
-) "$BASE" | tee /tmp/orders-bench-cap.txt
+) "$BASE/orders" | tee /tmp/orders-bench-cap.txt
 echo "orders stored: $(sql 'SELECT count(*) FROM orders') (exactly 2000 fit)"
 echo "sum(btc_amount) = $(sql 'SELECT sum(btc_amount) FROM orders') (cap 5), ledger = $(sql 'SELECT total_sats::numeric / 100000000 FROM btc_ledger')"
 stop_api
@@ -64,7 +64,7 @@ sql "TRUNCATE orders;
      INSERT INTO orders (id, created_at, currency, amount, rate, btc_amount)
      SELECT gen_random_uuid(), now() - make_interval(secs => g / 1000.0), 'EUR', 100, 40000, 0.0025
      FROM generate_series(1, 100000) g;
-     UPDATE btc_ledger SET total_sats = 100000 * 250000; ANALYZE orders"
+     UPDATE btc_ledger SET total_sats = 100000::bigint * 250000; ANALYZE orders"
 start_api 21000000
 CURSOR=$(sql "SELECT (extract(epoch FROM created_at) * 1000000)::bigint || '_' || replace(id::text, '-', '')
               FROM orders ORDER BY created_at DESC, id DESC OFFSET 49949 LIMIT 1")

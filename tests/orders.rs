@@ -467,3 +467,57 @@ async fn paging_on_sqlite() {
 async fn paging_on_postgres() {
     paging(Backend::Postgres).await;
 }
+
+/// Two API replicas on one PostgreSQL, 64 clients split between them, one key raced on
+/// both: the cap and idempotency hold across processes' writers, not just within one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cap_and_idempotency_hold_across_two_replicas() {
+    let Some(db) = fresh_db(Backend::Postgres).await else {
+        return;
+    };
+    let db2 = common::TestDb::new(db.db.clone(), db.url.clone(), None);
+    // 3 BTC and one satoshi: room for twelve 0.25 BTC orders and the one-satoshi one.
+    let mut cfg = http(0);
+    cfg.orders.btc_cap = BtcCap(3 * 100_000_000 + 1);
+    let a = Arc::new(TestApp::start_with(db, cfg.clone()).await);
+    let b = Arc::new(TestApp::start_with(db2, cfg).await);
+    let mut tasks = Vec::new();
+    for i in 0..64 {
+        let app = if i % 2 == 0 { a.clone() } else { b.clone() };
+        // 0.25 BTC each: 12 fit in 3 BTC.
+        tasks.push(tokio::spawn(async move {
+            post(&app, json!({"currency": "GBP", "amount": "0.75"}), None)
+                .await
+                .0
+        }));
+    }
+    for i in 0..16 {
+        let app = if i % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.push(tokio::spawn(async move {
+            post(
+                &app,
+                json!({"currency": "EUR", "amount": "1"}),
+                Some("both"),
+            )
+            .await
+            .0
+        }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    let created = statuses[..64].iter().filter(|&&s| s == 201).count();
+    assert!(
+        statuses[..64].iter().all(|&s| s == 201 || s == 409),
+        "{statuses:?}"
+    );
+    assert!(statuses[64..].iter().all(|&s| s == 201), "{statuses:?}");
+    assert_eq!(created, 12);
+    let (sum, ledger) = sums(&a.db.db).await;
+    assert_eq!(sum, 3 * 100_000_000 + 1, "exactly the cap");
+    assert_eq!(sum, ledger);
+    assert_eq!(count_orders(&a.db.db).await, created as i64 + 1);
+    Arc::into_inner(b).unwrap().stop().await;
+    Arc::into_inner(a).unwrap().stop().await;
+}

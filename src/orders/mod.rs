@@ -20,29 +20,32 @@ pub mod rates;
 pub mod redis;
 pub mod routes;
 pub mod store;
+pub mod writer;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
-use chrono::{DateTime, SubsecRound, Utc};
+use chrono::{DateTime, Utc};
 use ipnet::IpNet;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use self::limit::Limiter;
-use self::money::{Amount, Currency, btc_sats};
+use self::money::{Amount, Currency};
 use self::rates::{FeedRateSource, HttpRateSource, LatestPrices, NoRate, RateBook, RateSource};
 use self::redis::Redis;
 use self::store::Order;
+use self::writer::{Pending, Writer};
 use crate::config::OrdersArgs;
 use crate::db::Db;
 use crate::http::problem::Problem;
-use crate::idempotency::{self, Claim, Key, Outcome};
+use crate::idempotency::Key;
 
 /// An order as the API shows it. Decimals are strings so no client parses them as
 /// binary floats.
@@ -114,9 +117,10 @@ pub struct Orders {
     pub redis: Option<Redis>,
     pub cap_sats: i64,
     pub trusted_proxies: Vec<IpNet>,
+    queue: mpsc::Sender<Pending>,
 }
 
-fn outcome(label: &'static str) {
+pub(crate) fn outcome(label: &'static str) {
     metrics::counter!("pricehub_orders_total", "outcome" => label).increment(1);
 }
 
@@ -172,7 +176,19 @@ impl Orders {
                 "no BTC rate source configured (--btc-rate-url): POST /orders answers 503"
             );
         }
+        let (queue, rx) = mpsc::channel(4 * writer::MAX_BATCH);
+        // Not a background task to await at shutdown: it ends when the last request that
+        // could submit an order is gone (the channel closes).
+        tokio::spawn(
+            Writer {
+                db: db.clone(),
+                rates: book.clone(),
+                cap_sats: args.btc_cap.0,
+            }
+            .run(rx),
+        );
         let orders = Arc::new(Orders {
+            queue,
             db,
             rates: book,
             limiter: Limiter::new(args.rate_limit_per_minute, redis.clone()),
@@ -197,119 +213,33 @@ impl Orders {
         Ok((orders, tasks))
     }
 
-    fn no_rate(&self, why: NoRate) -> Problem {
-        let detail = match why {
-            NoRate::NotConfigured => {
-                "no BTC rate source is configured on this server (--btc-rate-url)".to_string()
-            }
-            NoRate::Missing => "no BTC rate has been fetched yet; retry shortly".to_string(),
-            NoRate::Stale { age } => format!(
-                "the newest BTC rate is {} s old, more than the {} s allowed; retry shortly",
-                age.as_secs(),
-                self.rates.max_age.as_secs()
-            ),
-        };
-        Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "rate-unavailable",
-            "BTC rate unavailable",
-            detail,
-        )
-        .with_header(header::RETRY_AFTER, retry_after(self.rates.refresh))
-    }
-
-    fn cap_exceeded(&self, sats: i128, total: Option<i64>) -> Problem {
-        let mut p = Problem::new(
-            StatusCode::CONFLICT,
-            "btc-cap-exceeded",
-            "BTC cap exceeded",
-            format!(
-                "this order of {} BTC would take the total of all orders past the cap of {} BTC",
-                btc_text(sats),
-                btc_text(i128::from(self.cap_sats))
-            ),
-        )
-        .with("btc_amount", btc_text(sats))
-        .with("cap_btc", btc_text(i128::from(self.cap_sats)));
-        if let Some(t) = total {
-            p = p.with(
-                "remaining_btc",
-                btc_text(i128::from(self.cap_sats.saturating_sub(t).max(0))),
-            );
-        }
-        p
-    }
-
-    /// `POST /orders`: prices, stores and reserves in one transaction.
+    /// `POST /orders`: hands the order to this process's writer, which commits it with
+    /// whatever else is waiting (see [`writer`]).
     pub async fn place(&self, key: Option<Key>, req: NewOrder) -> Result<Response, Problem> {
         let key = key.map(|mut k| {
             k.request_hash = req.fingerprint();
             k
         });
         let rates = self.rates.current().await;
-        let mut tx = self.db.begin().await?;
-        if let Some(k) = &key {
-            match idempotency::claim(&mut tx, k).await {
-                Ok(Claim::Replay(resp)) => {
-                    tx.rollback().await?;
-                    outcome("replayed");
-                    return Ok(resp);
-                }
-                Ok(Claim::Owned) => {}
-                Err(p) => {
-                    outcome(if p.status == StatusCode::CONFLICT {
-                        "conflict"
-                    } else {
-                        "error"
-                    });
-                    return Err(p);
-                }
-            }
+        if key.is_none()
+            && let Err(why) = rates
+        {
+            // Nothing to replay: refuse at once.
+            outcome("no_rate");
+            return Err(no_rate(&self.rates, why));
         }
-        let rates = match rates {
-            Ok(r) => r,
-            Err(why) => {
-                tx.rollback().await?;
-                outcome("no_rate");
-                return Err(self.no_rate(why));
-            }
-        };
-        let rate = rates.get(req.currency);
-        let sats = btc_sats(req.amount, rate);
-        if sats > i128::from(self.cap_sats) {
-            tx.rollback().await?;
-            outcome("cap_exceeded");
-            return Err(self.cap_exceeded(sats, None));
-        }
-        let sats = sats as i64;
-        let order = Order {
-            id: Uuid::new_v4(),
-            created_at: Utc::now().trunc_subsecs(6),
-            currency: req.currency,
-            amount: req.amount,
-            rate,
-            btc_sats: sats,
-        };
-        store::insert(&mut tx, &order).await?;
-        let stored = Outcome::json(StatusCode::CREATED, &OrderView::from(&order));
-        if let Some(k) = &key {
-            idempotency::store(&mut tx, k, &stored).await?;
-        }
-        // Last, so the ledger row is locked only for the reservation and the commit.
-        match store::reserve(&mut tx, sats, self.cap_sats).await? {
-            Some(total) => {
-                tx.commit().await?;
-                outcome("created");
-                metrics::gauge!("pricehub_orders_btc_total").set(sats_to_btc_f64(total));
-                Ok(stored.into_response())
-            }
-            None => {
-                tx.rollback().await?;
-                outcome("cap_exceeded");
-                let total = store::ledger_total(&self.db).await.ok();
-                Err(self.cap_exceeded(i128::from(sats), total))
-            }
-        }
+        let (reply, answer) = oneshot::channel();
+        let stopped = || Problem::unavailable("the order writer has stopped");
+        self.queue
+            .send(Pending {
+                req,
+                key,
+                rates,
+                reply,
+            })
+            .await
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
     }
 
     /// `GET /orders`: one page, newest first; `limit + 1` rows tell whether there is more.
@@ -356,6 +286,49 @@ impl Orders {
     }
 }
 
+pub(crate) fn no_rate(book: &RateBook, why: NoRate) -> Problem {
+    let detail = match why {
+        NoRate::NotConfigured => {
+            "no BTC rate source is configured on this server (--btc-rate-url)".to_string()
+        }
+        NoRate::Missing => "no BTC rate has been fetched yet; retry shortly".to_string(),
+        NoRate::Stale { age } => format!(
+            "the newest BTC rate is {} s old, more than the {} s allowed; retry shortly",
+            age.as_secs(),
+            book.max_age.as_secs()
+        ),
+    };
+    Problem::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "rate-unavailable",
+        "BTC rate unavailable",
+        detail,
+    )
+    .with_header(header::RETRY_AFTER, retry_after(book.refresh))
+}
+
+pub(crate) fn cap_exceeded(cap_sats: i64, sats: i128, total: Option<i64>) -> Problem {
+    let mut p = Problem::new(
+        StatusCode::CONFLICT,
+        "btc-cap-exceeded",
+        "BTC cap exceeded",
+        format!(
+            "this order of {} BTC would take the total of all orders past the cap of {} BTC",
+            btc_text(sats),
+            btc_text(i128::from(cap_sats))
+        ),
+    )
+    .with("btc_amount", btc_text(sats))
+    .with("cap_btc", btc_text(i128::from(cap_sats)));
+    if let Some(t) = total {
+        p = p.with(
+            "remaining_btc",
+            btc_text(i128::from(cap_sats.saturating_sub(t).max(0))),
+        );
+    }
+    p
+}
+
 fn btc_text(sats: i128) -> String {
     format!(
         "{:.8}",
@@ -364,6 +337,6 @@ fn btc_text(sats: i128) -> String {
 }
 
 /// For gauges only (a metric is a float by nature); the books are kept in satoshis.
-fn sats_to_btc_f64(sats: i64) -> f64 {
+pub(crate) fn sats_to_btc_f64(sats: i64) -> f64 {
     sats as f64 / money::SATS_PER_BTC as f64
 }

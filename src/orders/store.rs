@@ -4,11 +4,10 @@
 //! exact decimal type, so it keeps integers where the unit is fixed — `amount_cents`,
 //! `btc_sats` — and the rate as canonical decimal text; nothing is ever a REAL.
 //!
-//! The cap is a one-row ledger (`btc_ledger.total_sats`) updated in the same transaction
-//! as the insert by a conditional `UPDATE … WHERE total_sats + n <= cap`. On PostgreSQL
-//! concurrent updates of that row queue on its row lock and each re-checks the condition
-//! against the committed total; on SQLite the whole write transaction is serialised. So
-//! no interleaving can take the total past the cap.
+//! The cap is a one-row ledger (`btc_ledger.total_sats`) locked and updated in the same
+//! transaction as the inserts (see `orders::writer`). While one transaction holds the
+//! row, every other writer — in this process or another replica — waits for it and then
+//! reads the committed total, so no interleaving can take the total past the cap.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use rust_decimal::Decimal;
@@ -83,32 +82,29 @@ pub async fn insert(tx: &mut Tx, o: &Order) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
-/// Adds `sats` to the ledger unless that would pass `cap_sats`. `Some(new total)` when
-/// reserved, `None` when the cap would be exceeded. Run it last before committing: on
-/// PostgreSQL the ledger row stays locked until the transaction ends.
-pub async fn reserve(tx: &mut Tx, sats: i64, cap_sats: i64) -> Result<Option<i64>, sqlx::Error> {
+/// Locks the ledger row for this transaction and reads the total (satoshis). A write,
+/// not a `SELECT … FOR UPDATE`, so that SQLite takes its write lock here too instead of
+/// upgrading a read later (which can fail rather than wait).
+pub async fn lock_ledger(tx: &mut Tx) -> Result<i64, sqlx::Error> {
+    let q = "UPDATE btc_ledger SET total_sats = total_sats WHERE id = 1 RETURNING total_sats";
+    match tx {
+        Tx::Postgres(t) => sqlx::query_scalar(q).fetch_one(&mut **t).await,
+        Tx::Sqlite(t) => sqlx::query_scalar(q).fetch_one(&mut **t).await,
+    }
+}
+
+/// Writes the new total (the row is locked by [`lock_ledger`] in the same transaction).
+pub async fn set_ledger(tx: &mut Tx, total_sats: i64) -> Result<(), sqlx::Error> {
+    let q = "UPDATE btc_ledger SET total_sats = $1 WHERE id = 1";
     match tx {
         Tx::Postgres(t) => {
-            sqlx::query_scalar(
-                "UPDATE btc_ledger SET total_sats = total_sats + $1 \
-                 WHERE id = 1 AND total_sats + $1 <= $2 RETURNING total_sats",
-            )
-            .bind(sats)
-            .bind(cap_sats)
-            .fetch_optional(&mut **t)
-            .await
+            sqlx::query(q).bind(total_sats).execute(&mut **t).await?;
         }
         Tx::Sqlite(t) => {
-            sqlx::query_scalar(
-                "UPDATE btc_ledger SET total_sats = total_sats + ?1 \
-                 WHERE id = 1 AND total_sats + ?1 <= ?2 RETURNING total_sats",
-            )
-            .bind(sats)
-            .bind(cap_sats)
-            .fetch_optional(&mut **t)
-            .await
+            sqlx::query(q).bind(total_sats).execute(&mut **t).await?;
         }
     }
+    Ok(())
 }
 
 /// Total BTC ordered so far, in satoshis.
