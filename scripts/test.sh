@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command (README): installs what the tests need when missing, starts a
-# throw-away PostgreSQL, then runs lint and the whole test suite against it.
+# throw-away PostgreSQL and Redis, then runs lint and the whole test suite against them.
 #   scripts/test.sh                 # everything
 #   scripts/test.sh --test rates_api   # extra arguments go to `cargo test`
 # With CI=true a missing service or missing reference data fails the run instead of
@@ -15,6 +15,10 @@ cleanup() {
     scripts/pg.sh stop "$PG_DIR" || true
     rm -rf "$PG_DIR"
   fi
+  if [ -n "${REDIS_DIR:-}" ]; then
+    if [ -f "$REDIS_DIR/redis.pid" ]; then kill "$(cat "$REDIS_DIR/redis.pid")" 2>/dev/null || true; fi
+    rm -rf "$REDIS_DIR"
+  fi
 }
 trap cleanup EXIT
 
@@ -24,6 +28,19 @@ if [ -z "${PRICEHUB_TEST_DATABASE_URL:-}" ]; then
   PRICEHUB_TEST_DATABASE_URL=$(PG_FAST=1 scripts/pg.sh start "$PG_DIR")
   export PRICEHUB_TEST_DATABASE_URL
   echo "test PostgreSQL: $PRICEHUB_TEST_DATABASE_URL"
+fi
+
+if [ -z "${PRICEHUB_TEST_REDIS_URL:-}" ]; then
+  REDIS_DIR=$(mktemp -d /tmp/pricehub-test-redis.XXXXXX)
+  REDIS_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no --daemonize yes \
+    --pidfile "$REDIS_DIR/redis.pid" --dir "$REDIS_DIR" --logfile "$REDIS_DIR/redis.log"
+  for _ in $(seq 1 100); do
+    redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break
+    sleep 0.05
+  done
+  export PRICEHUB_TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/"
+  echo "test Redis: $PRICEHUB_TEST_REDIS_URL"
 fi
 
 if [ "${CI:-}" = "true" ]; then

@@ -13,6 +13,8 @@ use crate::config::{
     ServeArgs,
 };
 use crate::db::Db;
+use crate::orders::Orders;
+use crate::orders::rates::LatestPrices;
 use crate::rates::cache::RatesCache;
 use crate::rates::ingest::Ingest;
 use crate::{feed, http, rates, telemetry};
@@ -23,6 +25,7 @@ pub struct AppState {
     pub db: Db,
     pub rates: Arc<RatesCache>,
     pub ingest: Arc<Ingest>,
+    pub orders: Arc<Orders>,
     pub http: Arc<HttpArgs>,
 }
 
@@ -60,6 +63,17 @@ pub async fn start_api(
     http: HttpArgs,
     shutdown: CancellationToken,
 ) -> anyhow::Result<RunningApi> {
+    start_api_with_feed(db, http, shutdown, None).await
+}
+
+/// [`start_api`] with the latest prices of an in-process live feed, which price BTC
+/// orders when no `--btc-rate-url` is configured.
+pub async fn start_api_with_feed(
+    db: Db,
+    http: HttpArgs,
+    shutdown: CancellationToken,
+    feed: Option<Arc<dyn LatestPrices>>,
+) -> anyhow::Result<RunningApi> {
     telemetry::metrics_handle();
     let listener = TcpListener::bind(http.listen)
         .await
@@ -82,10 +96,13 @@ pub async fn start_api(
     if http.ingest.ingest_worker {
         background.push(ingest.spawn_worker(shutdown.clone()));
     }
+    let (orders, tasks) = Orders::start(db.clone(), &http.orders, feed, shutdown.clone()).await?;
+    background.extend(tasks);
     let state = AppState {
         db,
         rates,
         ingest,
+        orders,
         http: Arc::new(http),
     };
     let app = http::router(state.clone());

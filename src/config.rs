@@ -35,7 +35,12 @@ impl DatabaseUrl {
 
     /// The URL with any password replaced by `***`.
     pub fn redacted(&self) -> String {
-        let s = &self.0;
+        Self::redact_str(&self.0)
+    }
+
+    /// Any `scheme://user:password@host/…` URL with the password replaced by `***`.
+    pub fn redact_str(s: &str) -> String {
+        let s = &s.to_string();
         let Some(scheme_end) = s.find("://") else {
             return s.clone();
         };
@@ -193,6 +198,9 @@ pub struct HttpArgs {
 
     #[command(flatten)]
     pub ingest: IngestArgs,
+
+    #[command(flatten)]
+    pub orders: OrdersArgs,
 }
 
 impl Default for HttpArgs {
@@ -204,6 +212,7 @@ impl Default for HttpArgs {
             rates_max_days: 3660,
             migrate: true,
             ingest: IngestArgs::default(),
+            orders: OrdersArgs::default(),
         }
     }
 }
@@ -265,6 +274,70 @@ impl Default for IngestArgs {
             ingest_max_body_bytes: 100 * 1024 * 1024,
             ingest_max_rows: 1_000_000,
             ingest_worker: true,
+        }
+    }
+}
+
+/// A BTC quantity from the command line, held in satoshis.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct BtcCap(pub i64);
+
+fn parse_btc_cap(s: &str) -> Result<BtcCap, String> {
+    crate::orders::money::parse_btc(s).map(BtcCap)
+}
+
+/// BTC buy orders (`POST /orders`, `GET /orders`): rates, cap, rate limits, Redis.
+#[derive(Args, Clone, Debug)]
+pub struct OrdersArgs {
+    /// URL of a CoinDesk v1 `currentprice` JSON document to take BTC rates from.
+    #[arg(long, env = "PRICEHUB_BTC_RATE_URL")]
+    pub btc_rate_url: Option<String>,
+
+    /// Fixed BTC rates `USD=…,EUR=…,GBP=…` instead of a live source (demos and tests only).
+    #[arg(long, env = "PRICEHUB_BTC_RATE_FIXED", conflicts_with = "btc_rate_url")]
+    pub btc_rate_fixed: Option<crate::orders::rates::FixedRates>,
+
+    /// Seconds between two fetches of the BTC rates.
+    #[arg(long, env = "PRICEHUB_BTC_RATE_REFRESH", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..))]
+    pub btc_rate_refresh: u64,
+
+    /// Oldest BTC rate, in seconds, that may price an order; older means 503 with Retry-After.
+    #[arg(long, env = "PRICEHUB_BTC_RATE_MAX_AGE", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub btc_rate_max_age: u64,
+
+    /// Most BTC all orders together may buy (up to 8 decimal places); orders past it get 409.
+    #[arg(long, env = "PRICEHUB_BTC_CAP", default_value = "100", value_parser = parse_btc_cap)]
+    pub btc_cap: BtcCap,
+
+    /// Requests per minute each client may make to the order routes (0 turns limiting off).
+    #[arg(long, env = "PRICEHUB_RATE_LIMIT_PER_MINUTE", default_value_t = 60)]
+    pub rate_limit_per_minute: u32,
+
+    /// Proxy networks (comma-separated CIDRs) whose X-Forwarded-For header is believed.
+    #[arg(long, env = "PRICEHUB_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+
+    /// Redis URL; shares the BTC rate cache and the rate limits between API replicas.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<Secret>,
+
+    /// Prefix of every Redis key this deployment uses.
+    #[arg(long, env = "PRICEHUB_REDIS_KEY_PREFIX", default_value = "pricehub:")]
+    pub redis_key_prefix: String,
+}
+
+impl Default for OrdersArgs {
+    fn default() -> Self {
+        OrdersArgs {
+            btc_rate_url: None,
+            btc_rate_fixed: None,
+            btc_rate_refresh: 15,
+            btc_rate_max_age: 60,
+            btc_cap: BtcCap(100 * crate::orders::money::SATS_PER_BTC),
+            rate_limit_per_minute: 60,
+            trusted_proxies: Vec::new(),
+            redis_url: None,
+            redis_key_prefix: "pricehub:".into(),
         }
     }
 }

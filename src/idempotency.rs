@@ -225,3 +225,26 @@ pub async fn store(tx: &mut Tx, key: &Key, outcome: &Outcome) -> Result<(), sqlx
     }
     Ok(())
 }
+
+/// Gives up a key claimed in `tx` (the request it guarded was refused and stored
+/// nothing), so a retry is evaluated afresh — as if the transaction had rolled back.
+pub async fn release(tx: &mut Tx, key: &Key) -> Result<(), sqlx::Error> {
+    let q = "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2";
+    match tx {
+        Tx::Postgres(t) => {
+            sqlx::query(q)
+                .bind(key.scope)
+                .bind(&key.key)
+                .execute(&mut **t)
+                .await?;
+        }
+        Tx::Sqlite(t) => {
+            sqlx::query(q)
+                .bind(key.scope)
+                .bind(&key.key)
+                .execute(&mut **t)
+                .await?;
+        }
+    }
+    Ok(())
+}

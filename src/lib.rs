@@ -6,5 +6,6 @@ pub mod db;
 pub mod feed;
 pub mod http;
 pub mod idempotency;
+pub mod orders;
 pub mod rates;
 pub mod telemetry;

@@ -17,6 +17,7 @@ use utoipa::OpenApi;
         (name = "rates", description = "Freight rates between ports and regions"),
         (name = "ingest", description = "Atomic batch ingestion of prices (bearer token)"),
         (name = "feed", description = "Live price feed: instruments, stored trades, candles"),
+        (name = "orders", description = "BTC buy orders under a hard cap (rate limited per client)"),
         (name = "operations", description = "Health, metrics, version and this documentation")
     )
 )]

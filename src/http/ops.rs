@@ -25,7 +25,8 @@ pub async fn livez() -> Json<Live> {
 
 #[derive(Serialize, ToSchema)]
 pub struct Check {
-    /// `up` or `down`.
+    /// `up` or `down` (`stale` for a BTC rate past its maximum age, which does not fail
+    /// readiness).
     #[schema(example = "up")]
     status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -42,8 +43,10 @@ pub struct Ready {
     checks: std::collections::BTreeMap<&'static str, Check>,
 }
 
-/// Readiness: the database is reachable and fully migrated. 503 with per-dependency
-/// detail when not.
+/// Readiness: the database is reachable and fully migrated, and Redis (when configured)
+/// answers. 503 with per-dependency detail when not. The BTC rate is reported too
+/// (`up` when fresh, `stale` otherwise) but does not make the process unready: a stale
+/// rate is the same for every replica and only order creation refuses it (503).
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
         (status = 200, description = "Ready to serve", body = Ready),
@@ -66,7 +69,31 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
             })),
         },
     );
-    let all_up = checks.values().all(|c| c.status == "up");
+    if let Some(redis) = &state.orders.redis {
+        let h = redis.health().await;
+        checks.insert(
+            "redis",
+            Check {
+                status: if h.reachable { "up" } else { "down" },
+                detail: serde_json::to_value(&h).ok(),
+            },
+        );
+    }
+    if state.orders.rates.is_configured() || state.orders.redis.is_some() {
+        let detail = state.orders.rate_status().await;
+        checks.insert(
+            "btc_rate",
+            Check {
+                status: if detail["fresh"] == true {
+                    "up"
+                } else {
+                    "stale"
+                },
+                detail: Some(detail),
+            },
+        );
+    }
+    let all_up = checks.values().all(|c| c.status != "down");
     let status = if all_up {
         StatusCode::OK
     } else {
@@ -86,6 +113,7 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain; version=0.0.4", body = String)))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     state.db.record_pool_metrics();
+    state.orders.record_metrics().await;
     let body = telemetry::metrics_handle().render();
     (
         [(

@@ -8,6 +8,7 @@
 
 pub mod pg;
 pub mod process;
+pub mod redis;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -20,6 +21,9 @@ use tokio_util::sync::CancellationToken;
 /// Every route the API serves; the OpenAPI document and the docs page must list them all.
 pub const ROUTES: &[&str] = &[
     "/rates",
+    "/orders",
+    "/place_order",
+    "/get_orders",
     "/livez",
     "/readyz",
     "/metrics",

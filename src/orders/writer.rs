@@ -1,0 +1,202 @@
+//! Group commit of orders: one task per process takes every order waiting at that moment
+//! (up to [`MAX_BATCH`]) and commits them in one transaction that holds the cap ledger.
+//!
+//! Why: the ledger row must stay locked from the cap check until the commit, so commits
+//! are serialised and one order per commit would cap throughput at one fsync per order.
+//! Batching amortises the lock and the fsync over every order that arrived meanwhile;
+//! the cap check stays exact because each batch decides its orders one by one against
+//! the total it read under the lock. Replicas each run a writer; their batches queue on
+//! the same row.
+//!
+//! Within a batch: Idempotency-Keys are claimed first, in key order (so two batches can
+//! never wait on each other's keys in opposite orders), then the ledger is locked; a
+//! refused order gives its key back (`idempotency::release`); a duplicate key waits for
+//! the next batch. A database error fails the whole batch with 503/500 and stores nothing.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use axum::response::Response;
+use chrono::{SubsecRound, Utc};
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+use super::money::btc_sats;
+use super::rates::{NoRate, RateBook, Rates};
+use super::store::{self, Order};
+use super::{NewOrder, OrderView, cap_exceeded, no_rate, outcome, sats_to_btc_f64};
+use crate::db::Db;
+use crate::http::problem::Problem;
+use crate::idempotency::{self, Claim, Key, Outcome};
+
+/// Most orders committed in one transaction.
+pub const MAX_BATCH: usize = 256;
+
+pub struct Pending {
+    pub req: NewOrder,
+    pub key: Option<Key>,
+    pub rates: Result<Rates, NoRate>,
+    pub reply: oneshot::Sender<Result<Response, Problem>>,
+}
+
+pub struct Writer {
+    pub db: Db,
+    pub rates: Arc<RateBook>,
+    pub cap_sats: i64,
+}
+
+impl Writer {
+    /// Runs until every sender is gone (the API has stopped and released its state).
+    pub async fn run(self, mut rx: mpsc::Receiver<Pending>) {
+        let mut carry: Vec<Pending> = Vec::new();
+        loop {
+            let mut batch = std::mem::take(&mut carry);
+            if batch.is_empty() {
+                match rx.recv().await {
+                    Some(p) => batch.push(p),
+                    None => break,
+                }
+            }
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(p) => batch.push(p),
+                    Err(_) => break,
+                }
+            }
+            let mut keys = HashSet::new();
+            let mut now = Vec::with_capacity(batch.len());
+            for p in batch {
+                match &p.key {
+                    Some(k) if !keys.insert(k.key.clone()) => carry.push(p),
+                    _ => now.push(p),
+                }
+            }
+            self.commit_batch(now).await;
+        }
+    }
+
+    async fn commit_batch(&self, batch: Vec<Pending>) {
+        let (items, replies): (Vec<_>, Vec<_>) = batch
+            .into_iter()
+            .map(|p| ((p.req, p.key, p.rates), p.reply))
+            .unzip();
+        metrics::histogram!("pricehub_orders_batch_size").record(items.len() as f64);
+        match self.try_batch(&items).await {
+            Ok(results) => {
+                for (reply, r) in replies.into_iter().zip(results) {
+                    let _ = reply.send(r);
+                }
+            }
+            Err(p) => {
+                outcome_n("error", items.len());
+                for reply in replies {
+                    let _ = reply.send(Err(p.clone()));
+                }
+            }
+        }
+    }
+
+    async fn try_batch(
+        &self,
+        items: &[(NewOrder, Option<Key>, Result<Rates, NoRate>)],
+    ) -> Result<Vec<Result<Response, Problem>>, Problem> {
+        let n = items.len();
+        let mut out: Vec<Option<Result<Response, Problem>>> = (0..n).map(|_| None).collect();
+        let mut owned = vec![false; n];
+        let mut tx = self.db.begin().await?;
+
+        let mut keyed: Vec<usize> = (0..n).filter(|&i| items[i].1.is_some()).collect();
+        keyed.sort_by(|&a, &b| {
+            items[a]
+                .1
+                .as_ref()
+                .map(|k| &k.key)
+                .cmp(&items[b].1.as_ref().map(|k| &k.key))
+        });
+        for i in keyed {
+            let key = items[i].1.as_ref().expect("keyed");
+            match idempotency::claim(&mut tx, key).await {
+                Ok(Claim::Owned) => owned[i] = true,
+                Ok(Claim::Replay(resp)) => {
+                    outcome("replayed");
+                    out[i] = Some(Ok(resp));
+                }
+                Err(p) if p.status == StatusCode::CONFLICT => {
+                    outcome("conflict");
+                    out[i] = Some(Err(p));
+                }
+                Err(p) => return Err(p),
+            }
+        }
+
+        let mut total = store::lock_ledger(&mut tx).await?;
+        let mut accepted: Vec<(usize, Order)> = Vec::new();
+        for i in 0..n {
+            if out[i].is_some() {
+                continue;
+            }
+            let (req, key, rates) = &items[i];
+            let refused = match rates {
+                Err(why) => {
+                    outcome("no_rate");
+                    Some(no_rate(&self.rates, why.clone()))
+                }
+                Ok(rates) => {
+                    let rate = rates.get(req.currency);
+                    let sats = btc_sats(req.amount, rate);
+                    if i128::from(total) + sats > i128::from(self.cap_sats) {
+                        outcome("cap_exceeded");
+                        Some(cap_exceeded(self.cap_sats, sats, Some(total)))
+                    } else {
+                        let sats = sats as i64;
+                        total += sats;
+                        accepted.push((
+                            i,
+                            Order {
+                                id: Uuid::new_v4(),
+                                created_at: Utc::now().trunc_subsecs(6),
+                                currency: req.currency,
+                                amount: req.amount,
+                                rate,
+                                btc_sats: sats,
+                            },
+                        ));
+                        None
+                    }
+                }
+            };
+            if let Some(p) = refused {
+                if owned[i] {
+                    idempotency::release(&mut tx, key.as_ref().expect("owned")).await?;
+                }
+                out[i] = Some(Err(p));
+            }
+        }
+
+        for (i, order) in &accepted {
+            store::insert(&mut tx, order).await?;
+            let stored = Outcome::json(StatusCode::CREATED, &OrderView::from(order));
+            if owned[*i] {
+                idempotency::store(&mut tx, items[*i].1.as_ref().expect("owned"), &stored).await?;
+            }
+            out[*i] = Some(Ok(stored.into_response()));
+        }
+        if !accepted.is_empty() {
+            store::set_ledger(&mut tx, total).await?;
+        }
+        tx.commit().await?;
+        outcome_n("created", accepted.len());
+        metrics::gauge!("pricehub_orders_btc_total").set(sats_to_btc_f64(total));
+        Ok(out
+            .into_iter()
+            .map(|o| o.expect("every order has an answer"))
+            .collect())
+    }
+}
+
+fn outcome_n(label: &'static str, n: usize) {
+    if n > 0 {
+        metrics::counter!("pricehub_orders_total", "outcome" => label).increment(n as u64);
+    }
+}
