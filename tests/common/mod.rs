@@ -36,6 +36,9 @@ pub const ROUTES: &[&str] = &[
     "/instruments",
     "/instruments/{symbol}/trades",
     "/instruments/{symbol}/candles",
+    "/orders",
+    "/place_order",
+    "/get_orders",
 ];
 
 pub fn in_ci() -> bool {
