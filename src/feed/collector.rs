@@ -14,8 +14,8 @@
 //!   (`--batch-size`) or age (`--flush-interval-ms`). While the database is unreachable
 //!   it keeps the queue up to `--max-buffered` trades and appends the rest to the spool;
 //!   once the database is back it writes the queue, then replays the spool in order,
-//!   deleting a segment only after its last batch committed. New trades keep going to
-//!   the spool while it is being replayed, so the order of arrival is kept.
+//!   deleting a segment only after every batch read from it committed. New trades go to
+//!   the spool while it is being replayed, so batches are read in order of arrival.
 //!
 //! Nothing received is dropped: a failed batch is retried as is; a batch whose commit
 //! outcome is unknown (connection lost during COMMIT) is retried too, and the receipt
@@ -158,6 +158,8 @@ pub async fn start(
         mem: VecDeque::new(),
         oldest_at: None,
         retry: VecDeque::new(),
+        outstanding: Default::default(),
+        fully_read: Default::default(),
         migrated: Arc::new(AtomicBool::new(!opts.migrate)),
     };
     let task = tokio::spawn(async move {
@@ -377,15 +379,19 @@ struct Writer {
     oldest_at: Option<Instant>,
     /// Batches whose write failed, oldest first, retried before anything else.
     retry: VecDeque<Batch>,
+    /// Spool batches not yet committed (in flight or to retry), per segment.
+    outstanding: std::collections::HashMap<std::path::PathBuf, usize>,
+    /// Spool segments read to their end.
+    fully_read: std::collections::HashSet<std::path::PathBuf>,
     migrated: Arc<AtomicBool>,
 }
 
 impl Writer {
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Vec<Receipt>>) -> anyhow::Result<()> {
         let flush_interval = Duration::from_millis(self.opts.flush_interval_ms);
-        // Writes in progress, oldest first. Memory batches may overlap (PostgreSQL then
-        // works on several connections); spool batches go one at a time, so a segment
-        // is deleted only after every batch read from it committed.
+        // Writes in progress, oldest first. Batches overlap (PostgreSQL then works on
+        // several connections); a spool segment is deleted only once every batch read
+        // from it has committed (see `remove_if_done`).
         let mut inflight: VecDeque<Inflight> = VecDeque::new();
         let max_inflight = self.opts.max_inflight.max(1) as usize;
         let mut retry_at: Option<Instant> = None;
@@ -397,8 +403,7 @@ impl Writer {
             if retry_at.is_none_or(|t| t <= Instant::now()) {
                 retry_at = None;
                 while inflight.len() < max_inflight {
-                    let Some(batch) = self.next_batch(draining, flush_interval, inflight.len())?
-                    else {
+                    let Some(batch) = self.next_batch(draining, flush_interval)? else {
                         break;
                     };
                     inflight.push_back(self.spawn_write(batch));
@@ -516,7 +521,6 @@ impl Writer {
         &mut self,
         draining: bool,
         flush_interval: Duration,
-        inflight: usize,
     ) -> anyhow::Result<Option<Batch>> {
         if let Some(b) = self.retry.pop_front() {
             return Ok(Some(b));
@@ -537,10 +541,10 @@ impl Writer {
                 from_spool: None,
             }));
         }
-        if !self.mem.is_empty() || draining || !self.spool.is_active() || inflight > 0 {
+        if !self.mem.is_empty() || draining || !self.spool.is_active() {
             return Ok(None);
         }
-        if !self.spool.has_closed() {
+        if !self.spool.has_unread() {
             // Replay what is being appended too: close it so it can be read.
             self.spool.rotate().context("closing a spool segment")?;
         }
@@ -550,22 +554,39 @@ impl Writer {
                 metrics::counter!("pricehub_feed_trades_rejected_total", "reason" => *reason)
                     .increment(1);
             }
+            if b.last_in_segment {
+                self.fully_read.insert(b.segment.clone());
+            }
             if b.receipts.is_empty() {
                 if b.last_in_segment {
-                    self.spool
-                        .remove_oldest(&b.segment)
-                        .context("removing a spool segment")?;
-                    self.spool_gauge();
+                    self.remove_if_done(&b.segment)?;
                     continue;
                 }
                 return Ok(None);
             }
+            *self.outstanding.entry(b.segment.clone()).or_default() += 1;
             return Ok(Some(Batch {
                 receipts: Arc::new(b.receipts),
                 from_spool: Some((b.segment, b.last_in_segment)),
             }));
         }
         Ok(None)
+    }
+
+    /// Deletes a spool segment once it has been read to the end and every batch read
+    /// from it has committed.
+    fn remove_if_done(&mut self, segment: &std::path::Path) -> anyhow::Result<()> {
+        let in_flight = self.outstanding.get(segment).copied().unwrap_or(0);
+        if in_flight == 0 && self.fully_read.contains(segment) {
+            self.spool
+                .remove(segment)
+                .context("removing a replayed spool segment")?;
+            self.fully_read.remove(segment);
+            self.outstanding.remove(segment);
+            self.spool_gauge();
+            tracing::info!(segment = %segment.display(), "spool segment replayed and removed");
+        }
+        Ok(())
     }
 
     fn spawn_write(&self, batch: Batch) -> Inflight {
@@ -626,12 +647,11 @@ impl Writer {
                     tracing::info!("database writable");
                 }
                 *self.status.db_error.lock() = None;
-                if let Some((segment, true)) = &batch.from_spool {
-                    self.spool
-                        .remove_oldest(segment)
-                        .context("removing a replayed spool segment")?;
-                    self.spool_gauge();
-                    tracing::info!(segment = %segment.display(), "spool segment replayed and removed");
+                if let Some((segment, _)) = &batch.from_spool {
+                    if let Some(n) = self.outstanding.get_mut(segment) {
+                        *n = n.saturating_sub(1);
+                    }
+                    self.remove_if_done(segment)?;
                 }
                 Ok(true)
             }
