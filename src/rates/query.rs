@@ -215,7 +215,10 @@ mod tests {
         assert_eq!(p.kind, "invalid-code");
         let p =
             q("date_from=2021-01-01&date_to=2021-01-03&orig_code=&dest_code=EETLL").unwrap_err();
-        assert_eq!(p.kind, "invalid-code");
+        assert_eq!(
+            p.kind, "missing-parameter",
+            "an empty value counts as absent"
+        );
     }
 
     #[test]
