@@ -30,11 +30,14 @@ trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 metric() { # URL NAME -> value or empty
-  curl -fs "$1" 2>/dev/null | awk -v n="$2" '$1 == n { print $2; exit }'
+  { curl -fs --max-time 5 "$1" 2>/dev/null || true; } | awk -v n="$2" '$1 == n { print $2; exit }'
 }
 
 ADMIN=$(scripts/pg.sh start "$WORK/pg")
 DB=${ADMIN%/postgres}/feedbench
+# Durable (fsync, synchronous_commit, full_page_writes on); only checkpoints are spaced
+# out so that WAL volume, not checkpoint storms, is what both contenders pay for.
+psql -qX "$ADMIN" -c "ALTER SYSTEM SET max_wal_size = '16GB'" -c "SELECT pg_reload_conf()" >/dev/null
 psql -qX "$ADMIN" -c "CREATE DATABASE feedbench" >/dev/null
 "$BIN" migrate --database-url "$DB" --log warn >/dev/null
 
@@ -58,6 +61,7 @@ while :; do
   spool=$(metric "$URL" pricehub_feed_spool_bytes); spool=${spool:-0}
   [ "${spool%.*}" -gt "$spool_peak" ] && spool_peak=${spool%.*}
   if [ -z "$start" ] && [ "$received" != 0 ]; then start=$(date +%s.%N); fi
+  if [ -z "${recv_end:-}" ] && [ "$received" = "$N" ]; then recv_end=$(date +%s.%N); fi
   [ "$stored" = "$N" ] && break
   if [ "$(date +%s)" -gt "$deadline" ]; then echo "timed out: stored $stored of $N" >&2; break; fi
   sleep 0.2
@@ -75,20 +79,22 @@ ticks=$(psql -qtAX "$DB" -c "SELECT SUM(ticks) FROM instruments")
 # The same rows through psql's \copy into the same (emptied) table: the raw COPY rate.
 COLS="symbol, ts_ms, price, size, run_id, seq, received_ms"
 psql -qX "$DB" -c "\\copy (SELECT $COLS FROM trades ORDER BY id) TO '$WORK/trades.csv' CSV"
-psql -qX "$DB" -c "TRUNCATE trades; VACUUM ANALYZE trades" >/dev/null
+psql -qX "$DB" -c "TRUNCATE trades" -c "VACUUM ANALYZE trades" >/dev/null
 c0=$(date +%s.%N)
 psql -qX "$DB" -c "\\copy trades ($COLS) FROM '$WORK/trades.csv' CSV"
 c1=$(date +%s.%N)
 copied=$(psql -qtAX "$DB" -c "SELECT COUNT(*) FROM trades")
 
-report=$(python3 - "$N" "$rows" "$distinct" "$ticks" "$start" "$end" "$c0" "$c1" "$hwm_kb" "${dropped:-0}" "$spool_peak" "${lag_sum:-0}" "${lag_count:-0}" "$copied" "$RATE" "$DURATION" <<'PY'
+report=$(python3 - "$N" "$rows" "$distinct" "$ticks" "$start" "$end" "$c0" "$c1" "$hwm_kb" "${dropped:-0}" "$spool_peak" "${lag_sum:-0}" "${lag_count:-0}" "$copied" "$RATE" "$DURATION" "${recv_end:-$end}" <<'PY'
 import sys
-(n, rows, distinct, ticks, start, end, c0, c1, hwm, dropped, spool, lag_sum, lag_count, copied, rate, duration) = sys.argv[1:]
+(n, rows, distinct, ticks, start, end, c0, c1, hwm, dropped, spool, lag_sum, lag_count, copied, rate, duration, recv_end) = sys.argv[1:]
 n, rows, distinct, ticks, copied = int(n), int(rows), int(distinct), int(ticks or 0), int(copied)
 pipe = float(end) - float(start)
 copy = float(c1) - float(c0)
 ok = rows == n and distinct == n and ticks == n and copied == n
 print(f"feed benchmark: target {int(rate):,} trades/s for {duration} s ({n:,} trades)")
+recv = float(recv_end) - float(start)
+print(f"  received     : {n:,} in {recv:.2f} s = {n / recv:,.0f} trades/s from the provider (collector reading, no loss)")
 print(f"  pipeline     : {rows:,} stored in {pipe:.2f} s = {rows / pipe:,.0f} trades/s sustained "
       f"(first receipt to last commit)")
 print(f"  exactness    : stored {rows:,}, distinct receipts {distinct:,}, instrument ticks {ticks:,} -> "

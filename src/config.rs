@@ -542,6 +542,10 @@ pub struct CollectorOptions {
     )]
     pub data_dir: PathBuf,
 
+    /// Batch writes in flight at once (each on its own database connection).
+    #[arg(long, env = "PRICEHUB_COLLECTOR_MAX_INFLIGHT", default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=16))]
+    pub max_inflight: u64,
+
     /// Trades kept in memory while the database is unreachable before spilling to the spool.
     #[arg(long, env = "PRICEHUB_COLLECTOR_MAX_BUFFERED", default_value_t = 200_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_buffered: u64,
@@ -570,6 +574,7 @@ impl CollectorOptions {
             batch_size: 20_000,
             flush_interval_ms: 200,
             data_dir,
+            max_inflight: 2,
             max_buffered: 200_000,
             spool_segment_bytes: 16 << 20,
             shutdown_timeout: 10,

@@ -675,3 +675,72 @@ async fn provider_side_port_serves_coindesk_prices_and_probes() {
     p_stop.cancel();
     p.wait().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_to_sqlite_counts_match_exactly() {
+    let Some(t) = fresh_db(Backend::Sqlite).await else {
+        return;
+    };
+    const N: u64 = 20_000;
+    let (p, p_stop) = start_provider(broadcast_args(20_000.0, N, 1)).await;
+    let c = Collector::start(&p.addr.to_string(), &t, |o| o.batch_size = 3_000).await;
+    wait_for("all trades stored", || async { c.stored() >= N }).await;
+    assert_eq!(c.stored(), N);
+    assert_eq!(store::count_trades(&t.db).await.unwrap(), N as i64);
+    let ticks: i64 = store::list_instruments(&t.db)
+        .await
+        .unwrap()
+        .iter()
+        .map(|i| i.ticks)
+        .sum();
+    assert_eq!(ticks, N as i64);
+    c.stop().await;
+    p_stop.cancel();
+    p.wait().await.unwrap();
+}
+
+/// The embedded default: one command, and the API's instruments move.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedded_default_shows_live_prices() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = free_addr();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_pricehub"))
+        .args(["all", "--listen", &api.to_string(), "--no-demo-data"])
+        .args(["--feed-rate", "200"])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn pricehub all");
+    let client = reqwest::Client::new();
+    let url = format!("http://{api}/instruments");
+    let ticks = || async {
+        let body: serde_json::Value = client.get(&url).send().await.ok()?.json().await.ok()?;
+        let list = body["instruments"].as_array()?;
+        Some(
+            list.iter()
+                .map(|i| i["ticks"].as_i64().unwrap_or(0))
+                .sum::<i64>(),
+        )
+    };
+    wait_for("stored trades on /instruments", || async {
+        ticks().await.is_some_and(|n| n > 0)
+    })
+    .await;
+    let first = ticks().await.unwrap();
+    wait_for("the count to move", || async {
+        ticks().await.is_some_and(|n| n > first)
+    })
+    .await;
+    let pid = child.id().unwrap() as i32;
+    // SAFETY: signalling our own child.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    assert!(child.wait().await.unwrap().success());
+    let db = Db::connect(&DbArgs::new(pricehub::config::DatabaseUrl::sqlite_file(
+        &dir.path().join("pricehub.db"),
+    )))
+    .await
+    .unwrap();
+    assert!(store::count_trades(&db).await.unwrap() > first);
+    db.close().await;
+}

@@ -10,12 +10,12 @@
 //!   It never waits for the database, so a slow or absent database cannot make the
 //!   provider cut us off. It reconnects with exponential backoff and full jitter.
 //! * the **writer** owns everything received and not yet committed: a bounded in-memory
-//!   queue, at most one batch in flight, and the on-disk [`Spool`]. It flushes by size
+//!   queue, up to `--max-inflight` batches in flight, and the on-disk [`Spool`]. It flushes by size
 //!   (`--batch-size`) or age (`--flush-interval-ms`). While the database is unreachable
 //!   it keeps the queue up to `--max-buffered` trades and appends the rest to the spool;
 //!   once the database is back it writes the queue, then replays the spool in order,
-//!   deleting a segment only after its last batch committed. New trades keep going to
-//!   the spool while it is being replayed, so the order of arrival is kept.
+//!   deleting a segment only after every batch read from it committed. New trades go to
+//!   the spool while it is being replayed, so batches are read in order of arrival.
 //!
 //! Nothing received is dropped: a failed batch is retried as is; a batch whose commit
 //! outcome is unknown (connection lost during COMMIT) is retried too, and the receipt
@@ -157,7 +157,9 @@ pub async fn start(
         spool,
         mem: VecDeque::new(),
         oldest_at: None,
-        retry: None,
+        retry: VecDeque::new(),
+        outstanding: Default::default(),
+        fully_read: Default::default(),
         migrated: Arc::new(AtomicBool::new(!opts.migrate)),
     };
     let task = tokio::spawn(async move {
@@ -375,28 +377,39 @@ struct Writer {
     mem: VecDeque<Receipt>,
     /// When the oldest trade in `mem` arrived.
     oldest_at: Option<Instant>,
-    /// A batch whose write failed, retried before anything else.
-    retry: Option<Batch>,
+    /// Batches whose write failed, oldest first, retried before anything else.
+    retry: VecDeque<Batch>,
+    /// Spool batches not yet committed (in flight or to retry), per segment.
+    outstanding: std::collections::HashMap<std::path::PathBuf, usize>,
+    /// Spool segments read to their end.
+    fully_read: std::collections::HashSet<std::path::PathBuf>,
     migrated: Arc<AtomicBool>,
 }
 
 impl Writer {
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Vec<Receipt>>) -> anyhow::Result<()> {
         let flush_interval = Duration::from_millis(self.opts.flush_interval_ms);
-        let mut inflight: Option<Inflight> = None;
+        // Writes in progress, oldest first. Batches overlap (PostgreSQL then works on
+        // several connections); a spool segment is deleted only once every batch read
+        // from it has committed (see `remove_if_done`).
+        let mut inflight: VecDeque<Inflight> = VecDeque::new();
+        let max_inflight = self.opts.max_inflight.max(1) as usize;
         let mut retry_at: Option<Instant> = None;
         let mut backoff = Backoff::new();
         // Set once the reader is gone (shutdown): flush everything, then stop.
         let mut deadline: Option<Instant> = None;
         loop {
             let draining = deadline.is_some();
-            if inflight.is_none() && retry_at.is_none_or(|t| t <= Instant::now()) {
+            if retry_at.is_none_or(|t| t <= Instant::now()) {
                 retry_at = None;
-                if let Some(batch) = self.next_batch(draining, flush_interval)? {
-                    inflight = Some(self.spawn_write(batch));
+                while inflight.len() < max_inflight {
+                    let Some(batch) = self.next_batch(draining, flush_interval)? else {
+                        break;
+                    };
+                    inflight.push_back(self.spawn_write(batch));
                 }
             }
-            if draining && inflight.is_none() && self.retry.is_none() && self.mem.is_empty() {
+            if draining && inflight.is_empty() && self.retry.is_empty() && self.mem.is_empty() {
                 break;
             }
             let timer = [
@@ -404,7 +417,7 @@ impl Writer {
                 retry_at,
                 deadline,
                 // Replay the spool when the database is back.
-                (self.spool.is_active() && inflight.is_none())
+                (self.spool.is_active() && inflight.is_empty())
                     .then(|| Instant::now() + flush_interval),
             ]
             .into_iter()
@@ -419,8 +432,9 @@ impl Writer {
                         tracing::info!(pending = self.status.pending.load(Ordering::Relaxed), "collector stopping; flushing");
                     }
                 },
-                done = async { match inflight.as_mut() { Some(f) => (&mut f.handle).await, None => std::future::pending().await } } => {
-                    let batch = inflight.take().expect("a write was in flight").batch;
+                // Completions are taken in order: a later batch that finished first waits.
+                done = async { match inflight.front_mut() { Some(f) => (&mut f.handle).await, None => std::future::pending().await } } => {
+                    let batch = inflight.pop_front().expect("a write was in flight").batch;
                     match done {
                         Ok(flushed) => {
                             if self.finish(batch, flushed)? {
@@ -441,18 +455,18 @@ impl Writer {
         }
         // Whatever the database did not take goes to the spool, durably.
         let mut left: Vec<Receipt> = Vec::new();
-        if let Some(f) = inflight.take() {
+        for b in self.retry.drain(..) {
+            if b.from_spool.is_none() {
+                left.extend(b.receipts.iter().cloned());
+            }
+        }
+        for f in inflight.drain(..) {
             f.handle.abort();
             // The write may or may not have committed: spool it anyway (a batch read from
             // the spool is still there); the receipt key makes a second copy a no-op.
             if f.batch.from_spool.is_none() {
                 left.extend(f.batch.receipts.iter().cloned());
             }
-        }
-        if let Some(b) = self.retry.take()
-            && b.from_spool.is_none()
-        {
-            left.extend(b.receipts.iter().cloned());
         }
         left.extend(self.mem.drain(..));
         if !left.is_empty() {
@@ -508,7 +522,7 @@ impl Writer {
         draining: bool,
         flush_interval: Duration,
     ) -> anyhow::Result<Option<Batch>> {
-        if let Some(b) = self.retry.take() {
+        if let Some(b) = self.retry.pop_front() {
             return Ok(Some(b));
         }
         let size = self.opts.batch_size as usize;
@@ -530,7 +544,7 @@ impl Writer {
         if !self.mem.is_empty() || draining || !self.spool.is_active() {
             return Ok(None);
         }
-        if !self.spool.has_closed() {
+        if !self.spool.has_unread() {
             // Replay what is being appended too: close it so it can be read.
             self.spool.rotate().context("closing a spool segment")?;
         }
@@ -540,22 +554,39 @@ impl Writer {
                 metrics::counter!("pricehub_feed_trades_rejected_total", "reason" => *reason)
                     .increment(1);
             }
+            if b.last_in_segment {
+                self.fully_read.insert(b.segment.clone());
+            }
             if b.receipts.is_empty() {
                 if b.last_in_segment {
-                    self.spool
-                        .remove_oldest(&b.segment)
-                        .context("removing a spool segment")?;
-                    self.spool_gauge();
+                    self.remove_if_done(&b.segment)?;
                     continue;
                 }
                 return Ok(None);
             }
+            *self.outstanding.entry(b.segment.clone()).or_default() += 1;
             return Ok(Some(Batch {
                 receipts: Arc::new(b.receipts),
                 from_spool: Some((b.segment, b.last_in_segment)),
             }));
         }
         Ok(None)
+    }
+
+    /// Deletes a spool segment once it has been read to the end and every batch read
+    /// from it has committed.
+    fn remove_if_done(&mut self, segment: &std::path::Path) -> anyhow::Result<()> {
+        let in_flight = self.outstanding.get(segment).copied().unwrap_or(0);
+        if in_flight == 0 && self.fully_read.contains(segment) {
+            self.spool
+                .remove(segment)
+                .context("removing a replayed spool segment")?;
+            self.fully_read.remove(segment);
+            self.outstanding.remove(segment);
+            self.spool_gauge();
+            tracing::info!(segment = %segment.display(), "spool segment replayed and removed");
+        }
+        Ok(())
     }
 
     fn spawn_write(&self, batch: Batch) -> Inflight {
@@ -616,12 +647,11 @@ impl Writer {
                     tracing::info!("database writable");
                 }
                 *self.status.db_error.lock() = None;
-                if let Some((segment, true)) = &batch.from_spool {
-                    self.spool
-                        .remove_oldest(segment)
-                        .context("removing a replayed spool segment")?;
-                    self.spool_gauge();
-                    tracing::info!(segment = %segment.display(), "spool segment replayed and removed");
+                if let Some((segment, _)) = &batch.from_spool {
+                    if let Some(n) = self.outstanding.get_mut(segment) {
+                        *n = n.saturating_sub(1);
+                    }
+                    self.remove_if_done(segment)?;
                 }
                 Ok(true)
             }
@@ -633,7 +663,7 @@ impl Writer {
                     tracing::warn!(error = %format!("{e:#}"), trades = n, "database write failed; buffering and retrying");
                 }
                 *self.status.db_error.lock() = Some(format!("{e:#}"));
-                self.retry = Some(batch);
+                self.retry.push_back(batch);
                 Ok(false)
             }
         }

@@ -67,6 +67,9 @@ pub struct Spool {
     segment_bytes: u64,
     next_number: u64,
     closed: VecDeque<Segment>,
+    /// Index in `closed` of the segment being read; the ones before it are fully read
+    /// (their batches may still be in flight) and wait for [`Spool::remove`].
+    read_pos: usize,
     current: Option<Current>,
     cursor: Option<Cursor>,
 }
@@ -100,6 +103,7 @@ impl Spool {
             segment_bytes,
             next_number,
             closed: found.into_iter().map(|(_, s)| s).collect(),
+            read_pos: 0,
             current: None,
             cursor: None,
         })
@@ -116,8 +120,9 @@ impl Spool {
             + self.current.as_ref().map_or(0, |c| c.segment.bytes)
     }
 
-    pub fn has_closed(&self) -> bool {
-        !self.closed.is_empty()
+    /// Whether a closed segment has records not read yet.
+    pub fn has_unread(&self) -> bool {
+        self.read_pos < self.closed.len()
     }
 
     /// Appends receipts to the open segment (starting one if needed) and hands them to
@@ -180,20 +185,23 @@ impl Spool {
         Ok(())
     }
 
-    /// Reads up to `max` records from the oldest closed segment.
+    /// Reads up to `max` records from the oldest closed segment not fully read; after the
+    /// batch that reaches its end, reading moves on to the next segment.
     pub fn read_batch(&mut self, max: usize) -> io::Result<Option<SpoolBatch>> {
-        let Some(segment) = self.closed.front() else {
+        let Some(segment) = self.closed.get(self.read_pos) else {
             return Ok(None);
         };
+        let path = segment.path.clone();
         if self.cursor.is_none() {
-            let mut file = File::open(&segment.path)?;
+            let mut file = File::open(&path)?;
             let mut magic = [0u8; 8];
             let ok = file.read_exact(&mut magic).is_ok() && &magic == MAGIC;
             if !ok {
-                tracing::error!(segment = %segment.path.display(), "spool segment has no valid header; skipping it");
+                tracing::error!(segment = %path.display(), "spool segment has no valid header; skipping it");
+                self.read_pos += 1;
                 return Ok(Some(SpoolBatch {
                     receipts: Vec::new(),
-                    segment: segment.path.clone(),
+                    segment: path,
                     last_in_segment: true,
                     corrupt: vec!["spool_bad_header"],
                 }));
@@ -253,25 +261,33 @@ impl Spool {
             // Peek: is there anything after this batch?
             last = cursor.reader.fill_buf_empty()?;
         }
+        if last {
+            self.read_pos += 1;
+            self.cursor = None;
+        }
         Ok(Some(SpoolBatch {
             receipts,
-            segment: segment.path.clone(),
+            segment: path,
             last_in_segment: last,
             corrupt,
         }))
     }
 
-    /// Forgets the read position, so the oldest segment is read again from its start
-    /// (after a failed write of a batch read from it).
+    /// Forgets the position in the segment being read, so it is read again from its
+    /// start.
     pub fn rewind(&mut self) {
         self.cursor = None;
     }
 
-    /// Deletes the oldest closed segment after all of its records were committed.
-    pub fn remove_oldest(&mut self, path: &Path) -> io::Result<()> {
-        if self.closed.front().is_some_and(|s| s.path == path) {
-            self.closed.pop_front();
-            self.cursor = None;
+    /// Deletes a closed segment once all of its records were committed.
+    pub fn remove(&mut self, path: &Path) -> io::Result<()> {
+        if let Some(i) = self.closed.iter().position(|s| s.path == path) {
+            self.closed.remove(i);
+            if i < self.read_pos {
+                self.read_pos -= 1;
+            } else if i == self.read_pos {
+                self.cursor = None;
+            }
             fs::remove_file(path)?;
         }
         Ok(())
@@ -330,7 +346,7 @@ mod tests {
             assert!(b.corrupt.is_empty(), "{:?}", b.corrupt);
             out.extend(b.receipts);
             if b.last_in_segment {
-                spool.remove_oldest(&b.segment).unwrap();
+                spool.remove(&b.segment).unwrap();
             }
         }
         out
@@ -350,11 +366,34 @@ mod tests {
             // Dropped without rotating the last segment: what a crash leaves behind.
         }
         let mut spool = Spool::open(dir.path(), 4_096).unwrap();
-        assert!(spool.has_closed());
+        assert!(spool.has_unread());
         let back = drain(&mut spool, 100);
         assert_eq!(back, all);
         assert!(!spool.is_active());
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn segments_can_be_read_ahead_and_removed_in_any_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spool = Spool::open(dir.path(), 1 << 20).unwrap();
+        spool.append(&receipts(0, 5)).unwrap();
+        spool.rotate().unwrap();
+        spool.append(&receipts(5, 5)).unwrap();
+        spool.rotate().unwrap();
+        let a = spool.read_batch(100).unwrap().unwrap();
+        let b = spool.read_batch(100).unwrap().unwrap();
+        assert!(a.last_in_segment && b.last_in_segment);
+        assert_ne!(a.segment, b.segment);
+        assert_eq!(b.receipts[0].seq, 5);
+        assert!(spool.read_batch(100).unwrap().is_none());
+        assert!(!spool.has_unread() && spool.is_active());
+        spool.remove(&b.segment).unwrap();
+        spool.append(&receipts(10, 1)).unwrap();
+        spool.rotate().unwrap();
+        assert_eq!(spool.read_batch(100).unwrap().unwrap().receipts[0].seq, 10);
+        spool.remove(&a.segment).unwrap();
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
     #[test]
