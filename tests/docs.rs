@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-const SUBCOMMANDS: &[&str] = &["serve", "all", "import", "migrate"];
+const SUBCOMMANDS: &[&str] = &["serve", "all", "import", "migrate", "provider", "collector"];
 const BEGIN: &str = "<!-- BEGIN GENERATED: cargo test --test docs -->";
 const END: &str = "<!-- END GENERATED -->";
 
