@@ -46,16 +46,12 @@ echo "orders stored: $(sql 'SELECT count(*) FROM orders')"
 echo "sum(btc_amount) = $(sql 'SELECT sum(btc_amount) FROM orders'), ledger = $(sql 'SELECT total_sats::numeric / 100000000 FROM btc_ledger')"
 stop_api
 
-echo "== 2. the cap fills mid-run: 100 EUR orders (0.0025 BTC each) against a cap of 5 BTC above the current total"
+echo "== 2. the cap fills mid-run: 100 EUR orders (0.0025 BTC each) against a cap of 5 BTC"
 sql "TRUNCATE orders; UPDATE btc_ledger SET total_sats = 0"
 start_api 5
-wrk -t2 -c64 -d"${DURATION}s" -s <(cat <<'LUA'
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.body = '{"currency":"EUR","amount":"100"}'
-LUA
-) "$BASE/orders" | tee /tmp/orders-bench-cap.txt
+wrk -t2 -c64 -d"${DURATION}s" -s bench/orders_post_100eur.lua "$BASE/orders" | tee /tmp/orders-bench-cap.txt
 echo "orders stored: $(sql 'SELECT count(*) FROM orders') (exactly 2000 fit)"
+[ "$(sql 'SELECT count(*) FROM orders')" = 2000 ] || { echo "CAP VIOLATED OR UNDERFILLED" >&2; exit 1; }
 echo "sum(btc_amount) = $(sql 'SELECT sum(btc_amount) FROM orders') (cap 5), ledger = $(sql 'SELECT total_sats::numeric / 100000000 FROM btc_ledger')"
 stop_api
 
@@ -69,6 +65,11 @@ start_api 21000000
 CURSOR=$(sql "SELECT (extract(epoch FROM created_at) * 1000000)::bigint || '_' || replace(id::text, '-', '')
               FROM orders ORDER BY created_at DESC, id DESC OFFSET 49949 LIMIT 1")
 echo "page 1000 cursor: $CURSOR"
+POS=$(sql "SELECT created_at || '|' || id FROM orders ORDER BY created_at DESC, id DESC OFFSET 49949 LIMIT 1")
+echo "plan of page 1000:"
+psql -qAt "$DB" -c "EXPLAIN (ANALYZE, COSTS OFF) SELECT o.id::text, o.created_at, o.currency, o.amount, o.rate, o.btc_amount FROM orders o
+  WHERE (o.created_at, o.id) < ('${POS%%|*}'::timestamptz, '${POS##*|}'::uuid)
+  ORDER BY o.created_at DESC, o.id DESC LIMIT 51"
 curl -fs "$BASE/orders?limit=50&cursor=$CURSOR" | python3 -c 'import json,sys; d=json.load(sys.stdin); print("page 1000 has", len(d["orders"]), "orders")'
 for page in 1 1000; do
   if [ "$page" = 1 ]; then URL="$BASE/orders?limit=50"; else URL="$BASE/orders?limit=50&cursor=$CURSOR"; fi

@@ -7,6 +7,8 @@
 //!   that refuses stale rates.
 //! - [`store`]: the tables on both backends and the cap ledger.
 //! - [`limit`]: per-client rate limiting, in memory or through Redis.
+//! - [`writer`]: group commit — one transaction per batch of waiting orders, holding
+//!   the cap ledger.
 //! - [`routes`]: the HTTP handlers.
 //!
 //! Status codes: 201 created; 400 malformed JSON or bad paging parameters; 409 the cap

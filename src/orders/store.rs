@@ -117,6 +117,8 @@ pub async fn ledger_total(db: &Db) -> Result<i64, sqlx::Error> {
 }
 
 /// Newest first, strictly after `after` (a `(created_at, id)` keyset position).
+/// On PostgreSQL the columns are qualified: a bare `id` in ORDER BY would name the
+/// output column `id::text` and sort text instead of walking the index.
 pub async fn list(
     db: &Db,
     after: Option<(DateTime<Utc>, Uuid)>,
@@ -127,9 +129,9 @@ pub async fn list(
             type Row = (String, DateTime<Utc>, String, Decimal, Decimal, Decimal);
             let rows: Vec<Row> = match after {
                 Some((t, id)) => sqlx::query_as(
-                    "SELECT id::text, created_at, currency, amount, rate, btc_amount FROM orders \
-                         WHERE (created_at, id) < ($1, $2::uuid) \
-                         ORDER BY created_at DESC, id DESC LIMIT $3",
+                    "SELECT o.id::text, o.created_at, o.currency, o.amount, o.rate, o.btc_amount FROM orders o \
+                         WHERE (o.created_at, o.id) < ($1, $2::uuid) \
+                         ORDER BY o.created_at DESC, o.id DESC LIMIT $3",
                 )
                 .bind(t)
                 .bind(id.to_string())
@@ -137,8 +139,8 @@ pub async fn list(
                 .fetch_all(p)
                 .await?,
                 None => sqlx::query_as(
-                    "SELECT id::text, created_at, currency, amount, rate, btc_amount FROM orders \
-                         ORDER BY created_at DESC, id DESC LIMIT $1",
+                    "SELECT o.id::text, o.created_at, o.currency, o.amount, o.rate, o.btc_amount FROM orders o \
+                         ORDER BY o.created_at DESC, o.id DESC LIMIT $1",
                 )
                 .bind(limit)
                 .fetch_all(p)
