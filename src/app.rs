@@ -163,7 +163,11 @@ pub async fn all(args: AllArgs) -> anyhow::Result<()> {
     } else {
         Some(start_embedded_feed(&args, db.clone(), shutdown.clone()).await?)
     };
-    let api = start_api(db.clone(), args.http, shutdown).await?;
+    // With no rate URL configured, orders are priced from the embedded feed's BTC trades.
+    let hook = feed
+        .as_ref()
+        .map(|(_, collector)| Arc::new(collector.latest.clone()) as Arc<dyn LatestPrices>);
+    let api = start_api_with_feed(db.clone(), args.http, shutdown, hook).await?;
     tracing::info!(
         addr = %api.addr,
         database = %url,

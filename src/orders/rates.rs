@@ -314,13 +314,18 @@ impl RateBook {
     ) -> tokio::task::JoinHandle<()> {
         let book = self.clone();
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(book.refresh);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            tick.tick().await; // the first poll ran at start-up
+            // The first poll ran at start-up. After a failed poll (no trade seen yet, source
+            // down) try again within a second rather than a whole refresh interval.
+            let mut ok = book.local.read().is_some();
             loop {
+                let wait = if ok {
+                    book.refresh
+                } else {
+                    book.refresh.min(Duration::from_secs(1))
+                };
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
-                    _ = tick.tick() => { book.poll_once().await; }
+                    _ = tokio::time::sleep(wait) => { ok = book.poll_once().await; }
                 }
             }
         })
@@ -420,5 +425,16 @@ mod tests {
         assert!("USD=1,EUR=2".parse::<FixedRates>().is_err());
         assert!("USD=0,EUR=2,GBP=3".parse::<FixedRates>().is_err());
         assert!("XXX=1".parse::<FixedRates>().is_err());
+    }
+}
+
+/// The in-process live feed's latest trades as a BTC rate hook (the embedded default).
+impl LatestPrices for crate::feed::LatestPrices {
+    fn latest(&self, ticker: &str) -> Option<(Decimal, DateTime<Utc>)> {
+        let p = self.get(ticker)?;
+        // Feed prices are tick-rounded; their shortest decimal form is the exact price.
+        let price: Decimal = p.price.to_string().parse().ok()?;
+        let at = DateTime::<Utc>::from_timestamp_millis(i64::try_from(p.timestamp_ms).ok()?)?;
+        Some((price, at))
     }
 }
