@@ -399,6 +399,17 @@ end
 return 0
 "#;
 
+/// The in-process live feed's latest trades as a BTC rate hook (the embedded default).
+impl LatestPrices for crate::feed::LatestPrices {
+    fn latest(&self, ticker: &str) -> Option<(Decimal, DateTime<Utc>)> {
+        let p = self.get(ticker)?;
+        // Feed prices are tick-rounded; their shortest decimal form is the exact price.
+        let price: Decimal = p.price.to_string().parse().ok()?;
+        let at = DateTime::<Utc>::from_timestamp_millis(i64::try_from(p.timestamp_ms).ok()?)?;
+        Some((price, at))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -425,16 +436,5 @@ mod tests {
         assert!("USD=1,EUR=2".parse::<FixedRates>().is_err());
         assert!("USD=0,EUR=2,GBP=3".parse::<FixedRates>().is_err());
         assert!("XXX=1".parse::<FixedRates>().is_err());
-    }
-}
-
-/// The in-process live feed's latest trades as a BTC rate hook (the embedded default).
-impl LatestPrices for crate::feed::LatestPrices {
-    fn latest(&self, ticker: &str) -> Option<(Decimal, DateTime<Utc>)> {
-        let p = self.get(ticker)?;
-        // Feed prices are tick-rounded; their shortest decimal form is the exact price.
-        let price: Decimal = p.price.to_string().parse().ok()?;
-        let at = DateTime::<Utc>::from_timestamp_millis(i64::try_from(p.timestamp_ms).ok()?)?;
-        Some((price, at))
     }
 }
