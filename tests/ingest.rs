@@ -6,9 +6,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Backend, TestApp, fresh_db, import_2021};
+use common::{Backend, TestApp, fresh_db, import_2021, price_count};
 use pricehub::config::{HttpArgs, Secret};
-use pricehub::db::Db;
 use serde_json::{Value, json};
 
 const TOKEN: &str = "test-token-123";
@@ -25,14 +24,6 @@ async fn start(backend: Backend, http: HttpArgs) -> Option<TestApp> {
         return None;
     }
     Some(TestApp::start_with(db, http).await)
-}
-
-async fn price_count(db: &Db) -> i64 {
-    let q = "SELECT COUNT(*) FROM prices";
-    match db {
-        Db::Postgres(p) => sqlx::query_scalar(q).fetch_one(p).await.unwrap(),
-        Db::Sqlite(p) => sqlx::query_scalar(q).fetch_one(p).await.unwrap(),
-    }
 }
 
 /// `n` valid rows on a lane and month the 2021 data does not have (so /rates shows them).

@@ -7,19 +7,10 @@ mod common;
 use std::time::Duration;
 
 use common::process::{Proc, pricehub};
-use common::{Backend, fresh_db, import_2021};
-use pricehub::db::Db;
+use common::{Backend, fresh_db, import_2021, price_count};
 use serde_json::{Value, json};
 
 const TOKEN: &str = "crash-token";
-
-async fn price_count(db: &Db) -> i64 {
-    let q = "SELECT COUNT(*) FROM prices";
-    match db {
-        Db::Postgres(p) => sqlx::query_scalar(q).fetch_one(p).await.unwrap(),
-        Db::Sqlite(p) => sqlx::query_scalar(q).fetch_one(p).await.unwrap(),
-    }
-}
 
 fn batch(n: usize) -> Value {
     json!((0..n)

@@ -192,3 +192,12 @@ pub async fn import_2021(db: &Db) -> bool {
         .expect("import rates-2021.sql");
     true
 }
+
+/// Rows in `prices` (what a batch test compares before and after).
+pub async fn price_count(db: &Db) -> i64 {
+    let q = "SELECT COUNT(*) FROM prices";
+    match db {
+        Db::Postgres(p) => sqlx::query_scalar(q).fetch_one(p).await.unwrap(),
+        Db::Sqlite(p) => sqlx::query_scalar(q).fetch_one(p).await.unwrap(),
+    }
+}
