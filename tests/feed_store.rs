@@ -84,6 +84,70 @@ async fn batches_are_idempotent(backend: Backend) {
     t.db.close().await;
 }
 
+/// Writers racing with the same trades cut into different batches (what a spool replay
+/// after a crash does next to a retry of an ambiguous commit): every trade is stored once.
+async fn racing_replays_store_each_trade_once(backend: Backend) {
+    let Some(t) = fresh_db(backend).await else {
+        return;
+    };
+    let all = std::sync::Arc::new(receipts(11, 0, 12_000));
+    let mut writers = Vec::new();
+    for k in 0..6usize {
+        let (db, all) = (t.db.clone(), all.clone());
+        writers.push(tokio::spawn(async move {
+            let size = 700 + 900 * k;
+            let mut chunks: Vec<&[Receipt]> = all.chunks(size).collect();
+            if k % 2 == 1 {
+                chunks.reverse();
+            }
+            let mut inserted = 0;
+            for c in chunks {
+                inserted += store::insert_batch(&db, c).await.unwrap().inserted;
+            }
+            inserted
+        }));
+    }
+    let mut inserted = 0;
+    for w in writers {
+        inserted += w.await.unwrap();
+    }
+    assert_eq!(inserted, 12_000, "inserted counts add up to the trades");
+    assert_eq!(store::count_trades(&t.db).await.unwrap(), 12_000);
+    let distinct: i64 = match &t.db {
+        pricehub::db::Db::Postgres(p) => {
+            sqlx::query_scalar("SELECT COUNT(DISTINCT (run_id, seq)) FROM trades")
+                .fetch_one(p)
+                .await
+                .unwrap()
+        }
+        pricehub::db::Db::Sqlite(p) => {
+            sqlx::query_scalar("SELECT COUNT(*) FROM (SELECT DISTINCT run_id, seq FROM trades)")
+                .fetch_one(p)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(distinct, 12_000);
+    let ticks: i64 = store::list_instruments(&t.db)
+        .await
+        .unwrap()
+        .iter()
+        .map(|i| i.ticks)
+        .sum();
+    assert_eq!(ticks, 12_000);
+    t.db.close().await;
+}
+
+#[tokio::test]
+async fn sqlite_racing_replays_store_each_trade_once() {
+    racing_replays_store_each_trade_once(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_racing_replays_store_each_trade_once() {
+    racing_replays_store_each_trade_once(Backend::Postgres).await;
+}
+
 #[tokio::test]
 async fn sqlite_batches_are_idempotent() {
     batches_are_idempotent(Backend::Sqlite).await;

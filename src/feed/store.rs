@@ -2,15 +2,17 @@
 //! behind `/instruments`.
 //!
 //! Writes: one transaction per batch. PostgreSQL gets `COPY trades … FROM STDIN (FORMAT
-//! binary)`, the fastest bulk path it has; SQLite gets multi-row `INSERT`s. The derived
-//! `instruments` table is maintained by triggers inside the same transaction (see the
-//! migration `20260101000002_feed.sql`).
+//! binary)`, the fastest bulk path it has; SQLite gets multi-row `INSERT`s.
 //!
-//! Idempotency: every row carries its receipt key `(run_id, seq)` under a unique index.
-//! The fast PostgreSQL path is a plain COPY, which fails as a whole on a duplicate key;
-//! that only happens when a batch is replayed (spool after a crash, retry after an
-//! ambiguous commit), and then [`insert_batch`] retries the batch through a staging
-//! table with `ON CONFLICT DO NOTHING`. The result says how many rows were new.
+//! Idempotency: every trade carries its receipt key `(run_id, seq)`. On PostgreSQL the
+//! batch's keys are recorded as ranges in `feed_receipts` by `pricehub_feed_commit` in the
+//! same transaction, which also upserts `instruments` from per-symbol aggregates; when a
+//! range was already committed (a replay of the spool after a crash, a retry after an
+//! ambiguous commit) the transaction is rolled back and only the trades no committed
+//! range covers are written (see the migration `20260401000001_feed_write_path.sql`).
+//! SQLite keeps a unique index on the key with `ON CONFLICT DO NOTHING` and triggers for
+//! `instruments`: it is the embedded backend, where per-row work is not the limit.
+//! The result says how many rows were new.
 
 use futures_util::TryStreamExt;
 use sqlx::{Postgres, QueryBuilder, Sqlite};
@@ -39,11 +41,6 @@ pub struct BatchOutcome {
     pub replayed: bool,
 }
 
-/// SQLSTATE 23505.
-fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(d) if d.code().as_deref() == Some("23505"))
-}
-
 /// Stores a batch atomically: all of it (minus rows already stored) or nothing.
 pub async fn insert_batch(db: &Db, batch: &[Receipt]) -> Result<BatchOutcome, sqlx::Error> {
     if batch.is_empty() {
@@ -53,23 +50,7 @@ pub async fn insert_batch(db: &Db, batch: &[Receipt]) -> Result<BatchOutcome, sq
         });
     }
     match db {
-        Db::Postgres(pool) => {
-            let data = copy_binary(batch);
-            match pg_copy(pool, &data, false).await {
-                Ok(inserted) => Ok(BatchOutcome {
-                    inserted,
-                    replayed: false,
-                }),
-                Err(e) if is_unique_violation(&e) => {
-                    let inserted = pg_copy(pool, &data, true).await?;
-                    Ok(BatchOutcome {
-                        inserted,
-                        replayed: true,
-                    })
-                }
-                Err(e) => Err(e),
-            }
-        }
+        Db::Postgres(pool) => pg_insert_batch(pool, batch).await,
         Db::Sqlite(pool) => {
             let mut tx = pool.begin().await?;
             let mut inserted = 0;
@@ -99,46 +80,172 @@ pub async fn insert_batch(db: &Db, batch: &[Receipt]) -> Result<BatchOutcome, sq
     }
 }
 
+/// The receipt keys of a batch as maximal ranges of consecutive seqs per run, in
+/// `(run_id, first_seq)` order; `None` when a key occurs twice in the batch.
+#[derive(Debug, Default, PartialEq)]
+struct Ranges {
+    run_ids: Vec<i64>,
+    firsts: Vec<i64>,
+    lasts: Vec<i64>,
+}
+
+fn receipt_ranges(batch: &[Receipt]) -> Option<Ranges> {
+    let mut keys: Vec<(i64, i64)> = batch.iter().map(|r| (r.run_id, r.seq)).collect();
+    if !keys.is_sorted() {
+        keys.sort_unstable();
+    }
+    let mut out = Ranges::default();
+    for (run_id, seq) in keys {
+        match (out.run_ids.last(), out.lasts.last_mut()) {
+            (Some(&r), Some(last)) if r == run_id && seq == *last + 1 => *last = seq,
+            (Some(&r), Some(last)) if r == run_id && seq <= *last => return None,
+            _ => {
+                out.run_ids.push(run_id);
+                out.firsts.push(seq);
+                out.lasts.push(seq);
+            }
+        }
+    }
+    Some(out)
+}
+
+/// Per-symbol aggregates of a batch for `instruments`: trade count and the latest trade
+/// (greatest timestamp; among equal timestamps the one received last).
+#[derive(Debug, Default, PartialEq)]
+struct SymbolSummary {
+    symbols: Vec<String>,
+    counts: Vec<i64>,
+    prices: Vec<f64>,
+    ts_ms: Vec<i64>,
+}
+
+fn symbol_summary(batch: &[Receipt]) -> SymbolSummary {
+    let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    let mut out = SymbolSummary::default();
+    for r in batch {
+        let ts = r.trade.timestamp_ms as i64;
+        match index.get(r.trade.ticker.as_str()) {
+            Some(&k) => {
+                out.counts[k] += 1;
+                if ts >= out.ts_ms[k] {
+                    out.ts_ms[k] = ts;
+                    out.prices[k] = r.trade.price;
+                }
+            }
+            None => {
+                index.insert(r.trade.ticker.as_str(), out.symbols.len());
+                out.symbols.push(r.trade.ticker.clone());
+                out.counts.push(1);
+                out.prices.push(r.trade.price);
+                out.ts_ms.push(ts);
+            }
+        }
+    }
+    out
+}
+
 const COPY_COLUMNS: &str = "(symbol, ts_ms, price, size, run_id, seq, received_ms)";
 
-/// One COPY in one transaction; `tolerant` goes through a staging table so that rows
-/// already stored are skipped instead of failing the batch.
-async fn pg_copy(pool: &sqlx::PgPool, data: &[u8], tolerant: bool) -> Result<u64, sqlx::Error> {
+/// Takes the per-run advisory locks `pricehub_feed_commit` takes (same keys, same order).
+const LOCK_RUNS: &str = "SELECT pg_advisory_xact_lock(7303, k) FROM \
+     (SELECT DISTINCT (u & 2147483647)::int AS k FROM unnest($1::bigint[]) u ORDER BY 1) s";
+
+async fn pg_insert_batch(
+    pool: &sqlx::PgPool,
+    batch: &[Receipt],
+) -> Result<BatchOutcome, sqlx::Error> {
+    // Fast path: COPY everything, then check and record the ranges under the run lock.
+    if let Some(ranges) = receipt_ranges(batch) {
+        let mut tx = pool.begin().await?;
+        pg_copy(&mut tx, batch).await?;
+        if pg_commit(&mut tx, &ranges, batch).await? {
+            tx.commit().await?;
+            return Ok(BatchOutcome {
+                inserted: batch.len() as u64,
+                replayed: false,
+            });
+        }
+        tx.rollback().await?;
+    }
+    // Replay: lock the runs first, then write only what no committed range covers.
     let mut tx = pool.begin().await?;
-    let target = if tolerant {
-        sqlx::query(
-            "CREATE TEMP TABLE IF NOT EXISTS feed_stage (symbol text, ts_ms bigint, \
-             price double precision, size bigint, run_id bigint, seq bigint, \
-             received_ms bigint) ON COMMIT DELETE ROWS",
-        )
+    let mut run_ids: Vec<i64> = batch.iter().map(|r| r.run_id).collect();
+    run_ids.sort_unstable();
+    run_ids.dedup();
+    sqlx::query(LOCK_RUNS)
+        .bind(&run_ids)
         .execute(&mut *tx)
         .await?;
-        "feed_stage"
-    } else {
-        "trades"
+    let committed: Vec<(i64, i64, i64)> = sqlx::query_as(
+        "SELECT run_id, first_seq, last_seq FROM feed_receipts \
+         WHERE run_id = ANY($1) ORDER BY run_id, first_seq",
+    )
+    .bind(&run_ids)
+    .fetch_all(&mut *tx)
+    .await?;
+    let covered = |r: &Receipt| {
+        let i = committed.partition_point(|&(run, first, _)| (run, first) <= (r.run_id, r.seq));
+        i > 0 && {
+            let (run, _, last) = committed[i - 1];
+            run == r.run_id && r.seq <= last
+        }
     };
-    let mut copy = (*tx)
+    let mut seen = std::collections::HashSet::new();
+    let fresh: Vec<Receipt> = batch
+        .iter()
+        .filter(|r| !covered(r) && seen.insert((r.run_id, r.seq)))
+        .cloned()
+        .collect();
+    if !fresh.is_empty() {
+        let ranges = receipt_ranges(&fresh).expect("keys were deduplicated");
+        pg_copy(&mut tx, &fresh).await?;
+        if !pg_commit(&mut tx, &ranges, &fresh).await? {
+            return Err(sqlx::Error::Protocol(
+                "receipt ranges overlap committed ones while holding the run lock".into(),
+            ));
+        }
+    }
+    tx.commit().await?;
+    Ok(BatchOutcome {
+        inserted: fresh.len() as u64,
+        replayed: true,
+    })
+}
+
+async fn pg_copy(
+    tx: &mut sqlx::Transaction<'_, Postgres>,
+    batch: &[Receipt],
+) -> Result<u64, sqlx::Error> {
+    let data = copy_binary(batch);
+    let mut copy = (**tx)
         .copy_in_raw(&format!(
-            "COPY {target} {COPY_COLUMNS} FROM STDIN (FORMAT binary)"
+            "COPY trades {COPY_COLUMNS} FROM STDIN (FORMAT binary)"
         ))
         .await?;
     for chunk in data.chunks(1 << 20) {
         copy.send(chunk).await?;
     }
-    let copied = copy.finish().await?;
-    let inserted = if tolerant {
-        sqlx::query(&format!(
-            "INSERT INTO trades {COPY_COLUMNS} SELECT * FROM feed_stage ORDER BY run_id, seq \
-             ON CONFLICT (run_id, seq) DO NOTHING"
-        ))
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-    } else {
-        copied
-    };
-    tx.commit().await?;
-    Ok(inserted)
+    copy.finish().await
+}
+
+/// Records the ranges and the instruments update; false (nothing written) when a range
+/// was already committed.
+async fn pg_commit(
+    tx: &mut sqlx::Transaction<'_, Postgres>,
+    ranges: &Ranges,
+    batch: &[Receipt],
+) -> Result<bool, sqlx::Error> {
+    let s = symbol_summary(batch);
+    sqlx::query_scalar("SELECT pricehub_feed_commit($1, $2, $3, $4, $5, $6, $7)")
+        .bind(&ranges.run_ids)
+        .bind(&ranges.firsts)
+        .bind(&ranges.lasts)
+        .bind(&s.symbols)
+        .bind(&s.counts)
+        .bind(&s.prices)
+        .bind(&s.ts_ms)
+        .fetch_one(&mut **tx)
+        .await
 }
 
 /// The batch in PostgreSQL's binary COPY format: exact doubles, no text parsing.
@@ -382,6 +489,59 @@ mod tests {
             (60_000, 10.0, 12.0, 9.0, 9.0, 6, 3)
         );
         assert_eq!(f.out[1].start_ms, 180_000);
+    }
+
+    fn receipt(run_id: i64, seq: i64, ticker: &str, ts: u64, price: f64) -> Receipt {
+        Receipt {
+            run_id,
+            seq,
+            received_ms: 0,
+            trade: Trade {
+                timestamp_ms: ts,
+                ticker: ticker.into(),
+                price,
+                size: 1,
+            },
+        }
+    }
+
+    #[test]
+    fn receipt_ranges_are_maximal_per_run_and_refuse_repeats() {
+        let keys = [(2, 5), (1, 3), (1, 1), (1, 2), (2, 6), (1, 7)];
+        let batch: Vec<Receipt> = keys
+            .iter()
+            .map(|&(run, seq)| receipt(run, seq, "A", 1, 1.0))
+            .collect();
+        assert_eq!(
+            receipt_ranges(&batch),
+            Some(Ranges {
+                run_ids: vec![1, 1, 2],
+                firsts: vec![1, 7, 5],
+                lasts: vec![3, 7, 6],
+            })
+        );
+        let repeated = [receipt(1, 4, "A", 1, 1.0), receipt(1, 4, "A", 1, 1.0)];
+        assert_eq!(receipt_ranges(&repeated), None);
+    }
+
+    #[test]
+    fn symbol_summary_counts_and_takes_the_latest_trade() {
+        let batch = [
+            receipt(1, 0, "A", 10, 1.0),
+            receipt(1, 1, "B", 10, 2.0),
+            receipt(1, 2, "A", 12, 3.0),
+            receipt(1, 3, "A", 11, 4.0),
+            receipt(1, 4, "A", 12, 5.0),
+        ];
+        assert_eq!(
+            symbol_summary(&batch),
+            SymbolSummary {
+                symbols: vec!["A".into(), "B".into()],
+                counts: vec![4, 1],
+                prices: vec![5.0, 2.0],
+                ts_ms: vec![12, 10],
+            }
+        );
     }
 
     #[test]

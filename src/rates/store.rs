@@ -164,6 +164,25 @@ fn copy_escape(s: &str, out: &mut String) {
     }
 }
 
+/// One price row as a line of COPY text format; `suffix` is appended as is (e.g.
+/// `"\t<batch_seq>"` for an extra column).
+pub fn push_copy_line(
+    buf: &mut String,
+    orig_code: &str,
+    dest_code: &str,
+    day: chrono::NaiveDate,
+    price: i32,
+    suffix: &str,
+) {
+    use std::fmt::Write;
+    copy_escape(orig_code, buf);
+    buf.push('\t');
+    copy_escape(dest_code, buf);
+    buf.push('\t');
+    super::push_day(day, buf);
+    let _ = writeln!(buf, "\t{price}{suffix}");
+}
+
 /// Writes price rows into `table` (columns orig_code, dest_code, day, price, and
 /// batch_seq when given) with one `COPY … FROM STDIN` inside the caller's transaction.
 pub async fn pg_copy_prices(
@@ -172,7 +191,6 @@ pub async fn pg_copy_prices(
     rows: &[PriceRow],
     batch_seq: Option<i64>,
 ) -> Result<u64, sqlx::Error> {
-    use std::fmt::Write;
     let columns = if batch_seq.is_some() {
         "orig_code, dest_code, day, price, batch_seq"
     } else {
@@ -186,12 +204,7 @@ pub async fn pg_copy_prices(
     for chunk in rows.chunks(16_384) {
         buf.clear();
         for p in chunk {
-            copy_escape(&p.orig_code, &mut buf);
-            buf.push('\t');
-            copy_escape(&p.dest_code, &mut buf);
-            buf.push('\t');
-            super::push_day(p.day, &mut buf);
-            let _ = writeln!(buf, "\t{}{suffix}", p.price);
+            push_copy_line(&mut buf, &p.orig_code, &p.dest_code, p.day, p.price, &suffix);
         }
         copy.send(buf.as_bytes()).await?;
     }

@@ -20,8 +20,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use self::parse::{Format, Parsed, Rejection};
-use crate::db::Db;
+use self::parse::{Checked, Format, Parsed, Rejection};
+use crate::db::{Db, Tx};
 use crate::http::problem::Problem;
 use crate::idempotency::{self, Claim, Key, Outcome};
 use crate::rates::cache::RatesCache;
@@ -155,10 +155,87 @@ impl Ingest {
         body: Bytes,
         format: Format,
     ) -> Result<Response, Problem> {
+        if matches!(self.db, Db::Postgres(_))
+            && let Some(resp) = self
+                .ingest_streaming(key.as_ref(), body.clone(), format)
+                .await?
+        {
+            return Ok(resp);
+        }
+        self.ingest_buffered(key, body, format).await
+    }
+
+    /// PostgreSQL: the body is parsed on a blocking thread while its valid rows stream
+    /// into `COPY`, so the batch is written as it is read instead of after. `None` when
+    /// the batch is not entirely valid: nothing is written, and the buffered path answers
+    /// with the details (it parses again, which only refused batches pay for).
+    async fn ingest_streaming(
+        &self,
+        key: Option<&Key>,
+        body: Bytes,
+        format: Format,
+    ) -> Result<Option<Response>, Problem> {
+        let started = Instant::now();
+        let payload_bytes = body.len();
+        let catalog = self.rates.catalog().await?;
+        let mut tx = self.db.begin().await?;
+        if let Some(k) = key
+            && let Claim::Replay(resp) = idempotency::claim(&mut tx, k).await?
+        {
+            tx.rollback().await?;
+            metrics::counter!("pricehub_ingest_batches_total", "mode" => "sync", "outcome" => "replayed").increment(1);
+            return Ok(Some(resp));
+        }
+        let Tx::Postgres(t) = &mut tx else {
+            return Ok(None);
+        };
+        let seq = store::pg_batch_begin(t).await?;
+        let (chunks, mut chunk_rx) = tokio::sync::mpsc::channel::<String>(4);
+        let max = self.max_rows;
+        let parser = tokio::task::spawn_blocking(move || {
+            let sink = store::CopySink::new(chunks, seq);
+            let (checked, sink) = parse::check(&body, format, &catalog, max, sink);
+            (checked, sink.finish())
+        });
+        let mut copy = t
+            .copy_in_raw(&format!(
+                "COPY {} (orig_code, dest_code, day, price, batch_seq) FROM STDIN",
+                store::INGEST_TABLE
+            ))
+            .await?;
+        while let Some(chunk) = chunk_rx.recv().await {
+            copy.send(chunk.as_bytes()).await?;
+        }
+        let (checked, codes) = parser.await.map_err(Problem::internal)?;
+        let (Checked::Rows(rows), Some(codes)) = (checked, codes) else {
+            let _ = copy.abort("the batch is refused").await;
+            let _ = tx.rollback().await;
+            return Ok(None);
+        };
+        copy.finish().await?;
+        let mut codes: Vec<&str> = codes.iter().map(String::as_str).collect();
+        codes.sort_unstable();
+        store::pg_batch_finish(t, &codes).await?;
+        tracing::debug!(
+            written_ms = started.elapsed().as_secs_f64() * 1e3,
+            "batch parsed and written"
+        );
+        self.commit_batch(tx, key, format, payload_bytes, rows, started)
+            .await
+            .map(Some)
+    }
+
+    /// Validates the whole body first, then writes the rows (SQLite, and any batch the
+    /// streaming path refused: this path names the problems and records the outcome).
+    async fn ingest_buffered(
+        &self,
+        key: Option<Key>,
+        body: Bytes,
+        format: Format,
+    ) -> Result<Response, Problem> {
         let started = Instant::now();
         let payload_bytes = body.len();
         let parsed = self.validate(body, format).await?;
-        let validated_at = started.elapsed();
         if key.is_none() {
             match parsed {
                 Parsed::Rejected(r) => {
@@ -177,32 +254,55 @@ impl Ingest {
             metrics::counter!("pricehub_ingest_batches_total", "mode" => "sync", "outcome" => "replayed").increment(1);
             return Ok(resp);
         }
-        let (outcome, rows_written) = match parsed {
-            Parsed::Rejected(r) => (Outcome::problem(&rejection_problem(&r)), None),
-            Parsed::TooManyRows { max } => (Outcome::problem(&too_many_rows(max)), None),
+        let refused = match parsed {
             Parsed::Rows(rows) => {
-                let id = Uuid::new_v4();
                 store::insert_prices(&mut tx, &rows).await?;
-                tracing::debug!(
-                    validate_ms = validated_at.as_secs_f64() * 1e3,
-                    written_ms = started.elapsed().as_secs_f64() * 1e3,
-                    "batch written"
-                );
-                store::record_sync_batch(&mut tx, id, format, payload_bytes, rows.len()).await?;
-                let status_url = format!("/batches/{id}");
-                let body = BatchAccepted {
-                    batch_id: id,
-                    status: "committed",
-                    rows: Some(rows.len()),
-                    status_url: status_url.clone(),
-                };
-                (
-                    Outcome::json(StatusCode::CREATED, &body).with_location(status_url),
-                    Some(rows.len()),
-                )
+                return self
+                    .commit_batch(tx, key.as_ref(), format, payload_bytes, rows.len(), started)
+                    .await;
             }
+            Parsed::Rejected(r) => rejection_problem(&r),
+            Parsed::TooManyRows { max } => too_many_rows(max),
         };
-        if let Some(k) = &key {
+        self.commit_outcome(tx, key.as_ref(), Outcome::problem(&refused), None, started)
+            .await
+    }
+
+    /// Records a written batch and commits it with its 201 answer.
+    async fn commit_batch(
+        &self,
+        mut tx: Tx,
+        key: Option<&Key>,
+        format: Format,
+        payload_bytes: usize,
+        rows: usize,
+        started: Instant,
+    ) -> Result<Response, Problem> {
+        let id = Uuid::new_v4();
+        store::record_sync_batch(&mut tx, id, format, payload_bytes, rows).await?;
+        let status_url = format!("/batches/{id}");
+        let body = BatchAccepted {
+            batch_id: id,
+            status: "committed",
+            rows: Some(rows),
+            status_url: status_url.clone(),
+        };
+        let outcome = Outcome::json(StatusCode::CREATED, &body).with_location(status_url);
+        self.commit_outcome(tx, key, outcome, Some(rows), started)
+            .await
+    }
+
+    /// Stores the outcome under the Idempotency-Key (if any) and commits; a written batch
+    /// is visible in our own answers before the response is sent.
+    async fn commit_outcome(
+        &self,
+        mut tx: Tx,
+        key: Option<&Key>,
+        outcome: Outcome,
+        rows_written: Option<usize>,
+        started: Instant,
+    ) -> Result<Response, Problem> {
+        if let Some(k) = key {
             idempotency::store(&mut tx, k, &outcome).await?;
         }
         if let Some(delay) = fault_delay_before_commit() {
@@ -214,7 +314,6 @@ impl Ingest {
         }
         tx.commit().await?;
         let outcome_label = if let Some(n) = rows_written {
-            // Our own answers must show the batch the moment the 201 is out.
             self.rates.invalidate();
             metrics::counter!("pricehub_ingest_rows_total", "mode" => "sync").increment(n as u64);
             metrics::histogram!("pricehub_ingest_batch_duration_seconds", "mode" => "sync")

@@ -104,28 +104,83 @@ pub enum Parsed {
     TooManyRows { max: usize },
 }
 
-pub fn parse(body: &[u8], format: Format, catalog: &Catalog, max_rows: usize) -> Parsed {
-    match format {
-        Format::Json => parse_json(body, catalog, max_rows),
-        Format::Csv => parse_csv(body, catalog, max_rows),
+/// Outcome of [`check`]: like [`Parsed`], the rows themselves having gone to the sink.
+#[derive(Debug)]
+pub enum Checked {
+    /// Every row is valid; this many went to the sink, in order.
+    Rows(usize),
+    Rejected(Rejection),
+    TooManyRows { max: usize },
+}
+
+/// Where valid rows go as they are validated: a `Vec` (the rows in memory), or the
+/// COPY stream of a batch being written while it is parsed.
+///
+/// Rows are pushed only while no error has been seen, so a rejected batch leaves a valid
+/// prefix in the sink; the caller discards it. `restart` says that the rows pushed so far
+/// are void because validation starts over (a JSON body the fast path could not read).
+pub trait RowSink {
+    fn push(&mut self, orig_code: &str, dest_code: &str, day: NaiveDate, price: i32);
+    fn restart(&mut self);
+}
+
+impl RowSink for Vec<PriceRow> {
+    fn push(&mut self, orig_code: &str, dest_code: &str, day: NaiveDate, price: i32) {
+        self.push(PriceRow {
+            orig_code: orig_code.to_string(),
+            dest_code: dest_code.to_string(),
+            day,
+            price,
+        });
+    }
+    fn restart(&mut self) {
+        self.clear();
     }
 }
 
-struct Checker<'c> {
-    catalog: &'c Catalog,
-    rejection: Rejection,
-    rows: Vec<PriceRow>,
+/// Parses and validates every row into a `Vec`.
+pub fn parse(body: &[u8], format: Format, catalog: &Catalog, max_rows: usize) -> Parsed {
+    match check(body, format, catalog, max_rows, Vec::new()) {
+        (Checked::Rows(_), rows) => Parsed::Rows(rows),
+        (Checked::Rejected(r), _) => Parsed::Rejected(r),
+        (Checked::TooManyRows { max }, _) => Parsed::TooManyRows { max },
+    }
 }
 
-impl Checker<'_> {
-    fn code(&mut self, i: usize, field: &str, v: &str) -> Option<String> {
+/// Parses and validates every row, handing valid rows to `sink` as it goes.
+pub fn check<S: RowSink>(
+    body: &[u8],
+    format: Format,
+    catalog: &Catalog,
+    max_rows: usize,
+    sink: S,
+) -> (Checked, S) {
+    let c = Checker {
+        catalog,
+        rejection: Rejection::default(),
+        sink,
+    };
+    match format {
+        Format::Json => parse_json(body, c, max_rows),
+        Format::Csv => parse_csv(body, c, max_rows),
+    }
+}
+
+struct Checker<'c, S> {
+    catalog: &'c Catalog,
+    rejection: Rejection,
+    sink: S,
+}
+
+impl<S: RowSink> Checker<'_, S> {
+    fn code(&mut self, i: usize, field: &str, v: &str) -> bool {
         if self.catalog.has_port(v) {
-            Some(v.to_string())
+            true
         } else {
             let shown: String = v.chars().take(40).collect();
             self.rejection
                 .push(Some(i), Some(field), format!("unknown port code {shown:?}"));
-            None
+            false
         }
     }
 
@@ -174,28 +229,31 @@ impl Checker<'_> {
         let d = self.code(i, "dest_code", dest);
         let day = self.day(i, day);
         let p = self.price(i, price, shown);
-        if let (Some(orig_code), Some(dest_code), Some(day), Some(price)) = (o, d, day, p)
+        if let (true, true, Some(day), Some(price)) = (o, d, day, p)
             && self.rejection.error_count == 0
         {
-            self.rows.push(PriceRow {
-                orig_code,
-                dest_code,
-                day,
-                price,
-            });
+            self.sink.push(orig, dest, day, price);
         }
     }
 
-    fn finish(mut self, row_count: usize) -> Parsed {
+    fn finish(mut self, row_count: usize) -> (Checked, S) {
         if row_count == 0 && self.rejection.error_count == 0 {
             self.rejection.push(None, None, "the batch has no rows");
         }
         if self.rejection.error_count > 0 {
             self.rejection.row_count = row_count;
-            Parsed::Rejected(self.rejection)
+            (Checked::Rejected(self.rejection), self.sink)
         } else {
-            Parsed::Rows(self.rows)
+            (Checked::Rows(row_count), self.sink)
         }
+    }
+
+    fn too_many(self, max: usize) -> (Checked, S) {
+        (Checked::TooManyRows { max }, self.sink)
+    }
+
+    fn whole(self, reason: impl Into<String>) -> (Checked, S) {
+        (Checked::Rejected(Rejection::whole(reason)), self.sink)
     }
 }
 
@@ -211,20 +269,30 @@ struct FastRow<'a> {
     price: i64,
 }
 
-fn parse_json(body: &[u8], catalog: &Catalog, max_rows: usize) -> Parsed {
-    let mut c = Checker {
-        catalog,
-        rejection: Rejection::default(),
-        rows: Vec::new(),
-    };
-    // Fast path: well-formed rows straight into typed structs.
-    if let Ok(rows) = serde_json::from_slice::<Vec<FastRow>>(body) {
-        if rows.len() > max_rows {
-            return Parsed::TooManyRows { max: max_rows };
-        }
-        c.rows.reserve(rows.len());
-        for (i, r) in rows.iter().enumerate() {
-            c.row(
+/// The JSON fast path: reads the array element by element into typed rows and checks
+/// each as soon as it is read (so a sink gets rows while the rest is still being parsed).
+struct FastRows<'a, 'c, S> {
+    checker: &'a mut Checker<'c, S>,
+    max_rows: usize,
+    count: usize,
+    too_many: bool,
+}
+
+impl<'de, S: RowSink> serde::de::Visitor<'de> for &mut FastRows<'_, '_, S> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an array of price rows")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(r) = seq.next_element::<FastRow<'de>>()? {
+            if self.count >= self.max_rows {
+                self.too_many = true;
+                return Err(serde::de::Error::custom("too many rows"));
+            }
+            let i = self.count;
+            self.checker.row(
                 i,
                 &r.orig_code,
                 &r.dest_code,
@@ -232,23 +300,43 @@ fn parse_json(body: &[u8], catalog: &Catalog, max_rows: usize) -> Parsed {
                 Some(r.price),
                 &r.price,
             );
+            self.count += 1;
         }
-        return c.finish(rows.len());
+        Ok(())
+    }
+}
+
+fn parse_json<S: RowSink>(body: &[u8], mut c: Checker<'_, S>, max_rows: usize) -> (Checked, S) {
+    // Fast path: well-formed rows straight into typed structs.
+    let mut fast = FastRows {
+        checker: &mut c,
+        max_rows,
+        count: 0,
+        too_many: false,
+    };
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let read = serde::Deserializer::deserialize_seq(&mut de, &mut fast).and_then(|()| de.end());
+    let (count, too_many) = (fast.count, fast.too_many);
+    if too_many {
+        return c.too_many(max_rows);
+    }
+    if read.is_ok() {
+        return c.finish(count);
     }
     // Slow path: find and name every problem.
+    c.sink.restart();
+    c.rejection = Rejection::default();
     let value: serde_json::Value = match serde_json::from_slice(body) {
         Ok(v) => v,
-        Err(e) => {
-            return Parsed::Rejected(Rejection::whole(format!("the body is not valid JSON: {e}")));
-        }
+        Err(e) => return c.whole(format!("the body is not valid JSON: {e}")),
     };
     let Some(items) = value.as_array() else {
-        return Parsed::Rejected(Rejection::whole(
+        return c.whole(
             "the body must be a JSON array of {\"orig_code\",\"dest_code\",\"day\",\"price\"} objects",
-        ));
+        );
     };
     if items.len() > max_rows {
-        return Parsed::TooManyRows { max: max_rows };
+        return c.too_many(max_rows);
     }
     for (i, item) in items.iter().enumerate() {
         let Some(obj) = item.as_object() else {
@@ -307,7 +395,7 @@ fn parse_json(body: &[u8], catalog: &Catalog, max_rows: usize) -> Parsed {
     c.finish(items.len())
 }
 
-fn parse_csv(body: &[u8], catalog: &Catalog, max_rows: usize) -> Parsed {
+fn parse_csv<S: RowSink>(body: &[u8], mut c: Checker<'_, S>, max_rows: usize) -> (Checked, S) {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(true)
@@ -315,9 +403,7 @@ fn parse_csv(body: &[u8], catalog: &Catalog, max_rows: usize) -> Parsed {
         .from_reader(body);
     let header = match reader.byte_headers() {
         Ok(h) => h.clone(),
-        Err(e) => {
-            return Parsed::Rejected(Rejection::whole(format!("cannot read the CSV header: {e}")));
-        }
+        Err(e) => return c.whole(format!("cannot read the CSV header: {e}")),
     };
     let names: Vec<String> = header
         .iter()
@@ -328,24 +414,19 @@ fn parse_csv(body: &[u8], catalog: &Catalog, max_rows: usize) -> Parsed {
         match names.iter().position(|n| n == field) {
             Some(p) => pos[k] = p,
             None => {
-                return Parsed::Rejected(Rejection::whole(format!(
+                return c.whole(format!(
                     "the CSV header must be orig_code,dest_code,day,price; {field} is missing (got {})",
                     names.join(",")
-                )));
+                ));
             }
         }
     }
     if names.len() != 4 {
-        return Parsed::Rejected(Rejection::whole(format!(
+        return c.whole(format!(
             "the CSV header must be exactly orig_code,dest_code,day,price (got {})",
             names.join(",")
-        )));
+        ));
     }
-    let mut c = Checker {
-        catalog,
-        rejection: Rejection::default(),
-        rows: Vec::new(),
-    };
     let mut record = csv::ByteRecord::new();
     let mut i = 0usize;
     loop {
@@ -359,7 +440,7 @@ fn parse_csv(body: &[u8], catalog: &Catalog, max_rows: usize) -> Parsed {
             }
         }
         if i >= max_rows {
-            return Parsed::TooManyRows { max: max_rows };
+            return c.too_many(max_rows);
         }
         if record.len() != 4 {
             c.rejection.push(
@@ -377,13 +458,14 @@ fn parse_csv(body: &[u8], catalog: &Catalog, max_rows: usize) -> Parsed {
         } else {
             None
         };
-        let shown = format!("{price_s:?}");
-        let (o, d, day) = (
-            field(0).to_string(),
-            field(1).to_string(),
-            field(2).to_string(),
+        c.row(
+            i,
+            field(0),
+            field(1),
+            field(2),
+            price,
+            &format_args!("{price_s:?}"),
         );
-        c.row(i, &o, &d, &day, price, &shown);
         i += 1;
     }
     c.finish(i)

@@ -4,10 +4,10 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::parse::{Format, Rejection, RowError};
+use super::parse::{Format, Rejection, RowError, RowSink};
 use crate::db::{Db, Tx};
 use crate::rates::PriceRow;
-use crate::rates::store::{pg_copy_prices, sqlite_insert_prices};
+use crate::rates::store::{pg_copy_prices, push_copy_line, sqlite_insert_prices};
 
 /// Why rows could not be written (the catalog changed under the batch).
 #[derive(Debug, thiserror::Error)]
@@ -20,48 +20,134 @@ pub enum WriteError {
 
 /// Writes validated rows into `prices` inside `tx`.
 ///
-/// PostgreSQL: the batch gets a `batch_seq`, so the insert trigger leaves its rows raw for
-/// the compactor; the referenced ports are locked `FOR KEY SHARE` once per port instead
-/// of once per row (what the foreign keys did); then one `COPY`. The shared advisory
-/// lock tells the compactor this sequence number is in flight until commit.
+/// PostgreSQL: see [`pg_batch_begin`] and [`pg_batch_finish`]; the rows go into
+/// `prices_ingested` with one `COPY`.
 pub async fn insert_prices(tx: &mut Tx, rows: &[PriceRow]) -> Result<u64, WriteError> {
     match tx {
         Tx::Postgres(t) => {
-            sqlx::query("SELECT pg_advisory_xact_lock_shared(7301)")
-                .execute(&mut **t)
-                .await?;
-            let seq: i64 = sqlx::query_scalar("SELECT nextval('pricehub_batch_seq')")
-                .fetch_one(&mut **t)
-                .await?;
+            let seq = pg_batch_begin(t).await?;
+            let n = pg_copy_prices(t, INGEST_TABLE, rows, Some(seq)).await?;
             let mut codes: Vec<&str> = rows
                 .iter()
                 .flat_map(|r| [r.orig_code.as_str(), r.dest_code.as_str()])
                 .collect();
             codes.sort_unstable();
             codes.dedup();
-            let locked: Vec<String> =
-                sqlx::query_scalar("SELECT code FROM ports WHERE code = ANY($1) FOR KEY SHARE")
-                    .bind(&codes)
-                    .fetch_all(&mut **t)
-                    .await?;
-            if locked.len() != codes.len() {
-                let missing: Vec<&str> = codes
-                    .iter()
-                    .filter(|c| !locked.iter().any(|l| l == *c))
-                    .copied()
-                    .collect();
-                return Err(WriteError::UnknownPorts(missing.join(", ")));
-            }
-            sqlx::query("SELECT set_config('pricehub.ports_checked', 'on', true)")
-                .execute(&mut **t)
-                .await?;
-            let n = pg_copy_prices(t, "prices", rows, Some(seq)).await?;
-            sqlx::query("SELECT set_config('pricehub.ports_checked', 'off', true)")
-                .execute(&mut **t)
-                .await?;
+            pg_batch_finish(t, &codes).await?;
             Ok(n)
         }
         Tx::Sqlite(t) => Ok(sqlite_insert_prices(t, "prices", rows).await?),
+    }
+}
+
+/// pricehub's batches go into this inheritance child of `prices`, which has no insert
+/// trigger (migration `20260401000002_ingest_child.sql`).
+pub const INGEST_TABLE: &str = "prices_ingested";
+
+/// Starts writing a batch on PostgreSQL: the shared advisory lock tells the compactor
+/// that a batch sequence number is in flight until commit, and the batch gets its
+/// `batch_seq` (rows above the compaction watermark are read raw until folded in).
+pub async fn pg_batch_begin(t: &mut sqlx::PgConnection) -> Result<i64, sqlx::Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock_shared(7301)")
+        .execute(&mut *t)
+        .await?;
+    sqlx::query_scalar("SELECT nextval('pricehub_batch_seq')")
+        .fetch_one(&mut *t)
+        .await
+}
+
+/// Finishes a batch written on PostgreSQL, before commit: locks the referenced ports
+/// `FOR KEY SHARE` (what a foreign key does: they cannot be deleted or renamed until
+/// commit) and checks that they all still exist, then bumps `rates_generation` and
+/// notifies the readers (what the insert trigger does for other writers).
+pub async fn pg_batch_finish(t: &mut sqlx::PgConnection, codes: &[&str]) -> Result<(), WriteError> {
+    let locked: Vec<String> =
+        sqlx::query_scalar("SELECT code FROM ports WHERE code = ANY($1) FOR KEY SHARE")
+            .bind(codes)
+            .fetch_all(&mut *t)
+            .await?;
+    if locked.len() != codes.len() {
+        let missing: Vec<&str> = codes
+            .iter()
+            .filter(|c| !locked.iter().any(|l| l == *c))
+            .copied()
+            .collect();
+        return Err(WriteError::UnknownPorts(missing.join(", ")));
+    }
+    sqlx::query("SELECT pricehub_rates_changed('prices')")
+        .execute(&mut *t)
+        .await?;
+    Ok(())
+}
+
+/// Bytes of COPY text per chunk handed from the parsing thread to the COPY.
+const COPY_CHUNK: usize = 128 << 10;
+
+/// A [`RowSink`] that encodes valid rows as COPY text and hands them, in chunks, to the
+/// task running the `COPY` — so that a batch is written while it is still being parsed.
+/// Runs on a blocking thread (it blocks when the COPY is behind).
+pub struct CopySink {
+    buf: String,
+    suffix: String,
+    out: tokio::sync::mpsc::Sender<String>,
+    codes: std::collections::HashSet<String>,
+    /// The rows already sent are void: the parser started over (see [`RowSink`]).
+    restarted: bool,
+    /// The COPY side is gone (it failed); nothing more is sent.
+    closed: bool,
+}
+
+impl CopySink {
+    pub fn new(out: tokio::sync::mpsc::Sender<String>, batch_seq: i64) -> CopySink {
+        CopySink {
+            buf: String::with_capacity(COPY_CHUNK + 256),
+            suffix: format!("\t{batch_seq}"),
+            out,
+            codes: Default::default(),
+            restarted: false,
+            closed: false,
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.buf.is_empty() || self.closed {
+            return;
+        }
+        let chunk = std::mem::replace(&mut self.buf, String::with_capacity(COPY_CHUNK + 256));
+        if self.out.blocking_send(chunk).is_err() {
+            self.closed = true;
+        }
+    }
+
+    /// Sends what is left; returns the port codes the rows use, or `None` when the rows
+    /// sent are not the batch (the parser started over).
+    pub fn finish(mut self) -> Option<std::collections::HashSet<String>> {
+        if self.restarted {
+            return None;
+        }
+        self.flush();
+        Some(self.codes)
+    }
+}
+
+impl RowSink for CopySink {
+    fn push(&mut self, orig_code: &str, dest_code: &str, day: chrono::NaiveDate, price: i32) {
+        if self.restarted || self.closed {
+            return;
+        }
+        for code in [orig_code, dest_code] {
+            if !self.codes.contains(code) {
+                self.codes.insert(code.to_string());
+            }
+        }
+        push_copy_line(&mut self.buf, orig_code, dest_code, day, price, &self.suffix);
+        if self.buf.len() >= COPY_CHUNK {
+            self.flush();
+        }
+    }
+
+    fn restart(&mut self) {
+        self.restarted = true;
     }
 }
 
