@@ -149,6 +149,33 @@ async fn reads_equal_an_oracle_through_batches_compactions_and_external_writes()
     .await
     .unwrap();
     assert_eq!(raw, 0);
+
+    // Compacted batches live in prices_ingested, and the raw child is empty again.
+    let (raw_child, compacted): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT COUNT(*) FROM prices_ingest_raw), (SELECT COUNT(*) FROM prices_ingested)",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert_eq!(raw_child, 0);
+    assert!(compacted > 0);
+    // Statements addressed to the children: the raw one is the compactor's, the
+    // compacted one keeps price_daily right like the parent.
+    write_batch(db, &batch(10, 500)).await;
+    let err = sqlx::query("DELETE FROM prices_ingest_raw")
+        .execute(pool)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("through prices"), "{err}");
+    for sql in [
+        "DELETE FROM prices_ingested WHERE price % 7 = 0",
+        "UPDATE prices_ingested SET price = price + 1 WHERE day = '2021-01-02'",
+    ] {
+        sqlx::query(sql).execute(pool).await.unwrap();
+        assert_consistent(db, sql).await;
+    }
+    while compact_once(pool).await.unwrap().is_some() {}
+    assert_consistent(db, "compacted again").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

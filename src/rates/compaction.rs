@@ -4,8 +4,9 @@
 //! `batch_seq`; readers combine `price_daily` with the raw rows above the watermark in
 //! one statement. This task moves the watermark forward: it aggregates the raw rows up
 //! to the highest sequence number no transaction is still writing, upserts them into
-//! `price_daily`, and advances the watermark in the same transaction — so what readers
-//! compute is the same before and after, only cheaper.
+//! `price_daily`, moves them from `prices_ingest_raw` to `prices_ingested`, and advances
+//! the watermark in the same transaction — so what readers compute is the same before
+//! and after, only cheaper.
 
 use std::time::{Duration, Instant};
 
@@ -44,8 +45,12 @@ pub async fn compact_once(pool: &PgPool) -> Result<Option<(i64, i64, u64)>, sqlx
     }
     let folded = sqlx::query(
         "INSERT INTO price_daily AS d (orig_code, dest_code, day, total, samples) \
-         SELECT orig_code, dest_code, day, SUM(price), COUNT(*) FROM prices \
-         WHERE batch_seq > $1 AND batch_seq <= $2 \
+         SELECT orig_code, dest_code, day, SUM(price), COUNT(*) FROM ( \
+           SELECT orig_code, dest_code, day, price FROM prices_ingest_raw \
+           WHERE batch_seq > $1 AND batch_seq <= $2 \
+           UNION ALL \
+           SELECT orig_code, dest_code, day, price FROM ONLY prices \
+           WHERE batch_seq > $1 AND batch_seq <= $2) raw \
          GROUP BY orig_code, dest_code, day \
          ORDER BY orig_code, dest_code, day \
          ON CONFLICT (orig_code, dest_code, day) \
@@ -56,6 +61,20 @@ pub async fn compact_once(pool: &PgPool) -> Result<Option<(i64, i64, u64)>, sqlx
     .execute(&mut *tx)
     .await?
     .rows_affected();
+    // The folded batches leave the raw child (which readers scan whole) for the
+    // compacted one, in the same transaction: readers see them raw or folded, never both.
+    sqlx::query("SELECT set_config('pricehub.compacting', 'on', true)")
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "WITH moved AS (DELETE FROM prices_ingest_raw WHERE batch_seq <= $1 \
+           RETURNING orig_code, dest_code, day, price, batch_seq) \
+         INSERT INTO prices_ingested (orig_code, dest_code, day, price, batch_seq) \
+         SELECT * FROM moved",
+    )
+    .bind(safe)
+    .execute(&mut *tx)
+    .await?;
     sqlx::query("UPDATE rates_compaction SET watermark = $1 WHERE id = 1")
         .bind(safe)
         .execute(&mut *tx)

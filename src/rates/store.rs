@@ -93,13 +93,22 @@ pub async fn load_series(
         Db::Postgres(pool) => {
             // The compacted aggregate plus the raw tail above the watermark, in one
             // statement (one snapshot), so a compaction in between cannot double count.
+            // The raw tail: pricehub's uncompacted batches (all of prices_ingest_raw,
+            // small, no index) and rows written to `prices` itself with a batch_seq
+            // before those batches had a table of their own (BRIN). The compacted
+            // batches in prices_ingested are not read here.
             sqlx::query_as(
-                "SELECT day, SUM(total)::bigint, SUM(samples)::bigint FROM ( \
+                "WITH w AS (SELECT watermark FROM rates_compaction WHERE id = 1) \
+                 SELECT day, SUM(total)::bigint, SUM(samples)::bigint FROM ( \
                    SELECT day, total, samples FROM price_daily \
                    WHERE orig_code = ANY($1) AND dest_code = ANY($2) \
                    UNION ALL \
-                   SELECT day, price, 1 FROM prices \
-                   WHERE batch_seq > (SELECT watermark FROM rates_compaction WHERE id = 1) \
+                   SELECT day, price, 1 FROM prices_ingest_raw \
+                   WHERE batch_seq > (SELECT watermark FROM w) \
+                     AND orig_code = ANY($1) AND dest_code = ANY($2) \
+                   UNION ALL \
+                   SELECT day, price, 1 FROM ONLY prices \
+                   WHERE batch_seq > (SELECT watermark FROM w) \
                      AND orig_code = ANY($1) AND dest_code = ANY($2)) x \
                  GROUP BY day ORDER BY day",
             )

@@ -21,7 +21,7 @@ pub enum WriteError {
 /// Writes validated rows into `prices` inside `tx`.
 ///
 /// PostgreSQL: see [`pg_batch_begin`] and [`pg_batch_finish`]; the rows go into
-/// `prices_ingested` with one `COPY`.
+/// [`INGEST_TABLE`] with one `COPY`.
 pub async fn insert_prices(tx: &mut Tx, rows: &[PriceRow]) -> Result<u64, WriteError> {
     match tx {
         Tx::Postgres(t) => {
@@ -41,8 +41,9 @@ pub async fn insert_prices(tx: &mut Tx, rows: &[PriceRow]) -> Result<u64, WriteE
 }
 
 /// pricehub's batches go into this inheritance child of `prices`, which has no insert
-/// trigger (migration `20260401000002_ingest_child.sql`).
-pub const INGEST_TABLE: &str = "prices_ingested";
+/// trigger and no index; the compactor moves them on to `prices_ingested` (migration
+/// `20260401000002_ingest_child.sql`).
+pub const INGEST_TABLE: &str = "prices_ingest_raw";
 
 /// Starts writing a batch on PostgreSQL: the shared advisory lock tells the compactor
 /// that a batch sequence number is in flight until commit, and the batch gets its
