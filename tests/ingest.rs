@@ -247,7 +247,9 @@ async fn fast_reader_fallback_stores_once(backend: Backend) {
     let before = price_count(&app.db.db).await;
     let mut body = serde_json::to_string(&rows(50_000, |_| 900)).unwrap();
     body.pop();
-    body.push_str(r#",{"orig_code":"CNGGZ","dest_code":"EETLL","day":"2021-03-29","price":1,"price":901}]"#);
+    body.push_str(
+        r#",{"orig_code":"CNGGZ","dest_code":"EETLL","day":"2021-03-29","price":1,"price":901}]"#,
+    );
     let r = app
         .client
         .post(app.url("/prices"))

@@ -213,7 +213,14 @@ pub async fn pg_copy_prices(
     for chunk in rows.chunks(16_384) {
         buf.clear();
         for p in chunk {
-            push_copy_line(&mut buf, &p.orig_code, &p.dest_code, p.day, p.price, &suffix);
+            push_copy_line(
+                &mut buf,
+                &p.orig_code,
+                &p.dest_code,
+                p.day,
+                p.price,
+                &suffix,
+            );
         }
         copy.send(buf.as_bytes()).await?;
     }

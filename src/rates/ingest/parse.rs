@@ -110,7 +110,9 @@ pub enum Checked {
     /// Every row is valid; this many went to the sink, in order.
     Rows(usize),
     Rejected(Rejection),
-    TooManyRows { max: usize },
+    TooManyRows {
+        max: usize,
+    },
 }
 
 /// Where valid rows go as they are validated: a `Vec` (the rows in memory), or the

@@ -141,7 +141,14 @@ impl RowSink for CopySink {
                 self.codes.insert(code.to_string());
             }
         }
-        push_copy_line(&mut self.buf, orig_code, dest_code, day, price, &self.suffix);
+        push_copy_line(
+            &mut self.buf,
+            orig_code,
+            dest_code,
+            day,
+            price,
+            &self.suffix,
+        );
         if self.buf.len() >= COPY_CHUNK {
             self.flush();
         }
