@@ -172,3 +172,73 @@ async fn timeout_on_sqlite() {
 async fn timeout_on_postgres() {
     timed_out_batch_leaves_nothing(Backend::Postgres).await;
 }
+
+/// The database connection of a batch killed while its transaction is open (after the
+/// streamed COPY, before COMMIT): the client gets a 503 problem, nothing is stored, and
+/// the retry with the same Idempotency-Key commits the batch exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_connection_lost_mid_batch_on_postgres() {
+    let Some(db) = fresh_db(Backend::Postgres).await else {
+        return;
+    };
+    if !import_2021(&db.db).await {
+        return;
+    }
+    let pricehub::db::Db::Postgres(pool) = &db.db else {
+        unreachable!()
+    };
+    let before = price_count(&db.db).await;
+    let mut p = serve_with(db.url.expose(), Some(2_000), &[]);
+    let addr = p.addr();
+    let client = reqwest::Client::new();
+    let send = || {
+        client
+            .post(format!("http://{addr}/prices"))
+            .bearer_auth(TOKEN)
+            .header("idempotency-key", "lost-connection-1")
+            .json(&batch(30_000))
+            .send()
+    };
+    let pending = tokio::spawn(send());
+    let p = tokio::task::spawn_blocking(move || {
+        p.wait_for("fault injection");
+        p
+    })
+    .await
+    .unwrap();
+    let killed: Vec<i32> = sqlx::query_scalar(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() \
+         AND state = 'idle in transaction' AND pid <> pg_backend_pid()",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    assert_eq!(killed.len(), 1, "one open batch transaction");
+    sqlx::query("SELECT pg_terminate_backend($1)")
+        .bind(killed[0])
+        .execute(pool)
+        .await
+        .unwrap();
+    let r = pending.await.unwrap().unwrap();
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    assert_eq!(
+        price_count(&db.db).await,
+        before,
+        "nothing of the batch exists"
+    );
+
+    let r = send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    let first: Value = r.json().await.unwrap();
+    assert_eq!(first["rows"], 30_000);
+    assert_eq!(price_count(&db.db).await, before + 30_000);
+    let r = send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(r.headers()["idempotency-replayed"], "true");
+    let again: Value = r.json().await.unwrap();
+    assert_eq!(again, first);
+    assert_eq!(price_count(&db.db).await, before + 30_000);
+    let mut p = p;
+    assert!(p.terminate().success());
+}
