@@ -26,7 +26,7 @@ pub fn build_number() -> u64 {
 
 /// Installs the global tracing subscriber. Safe to call more than once (later calls are no-ops).
 pub fn init_logging(args: &LogArgs) {
-    let filter = EnvFilter::try_new(&args.log).unwrap_or_else(|e| {
+    let filter = EnvFilter::try_new(log_directives(&args.log)).unwrap_or_else(|e| {
         eprintln!("invalid log filter {:?} ({e}); using \"info\"", args.log);
         EnvFilter::new("info")
     });
@@ -48,6 +48,18 @@ pub fn init_logging(args: &LogArgs) {
     } else {
         builder.try_init()
     };
+}
+
+/// The user's filter, plus: PostgreSQL's NOTICE messages (sqlx logs them at info, e.g.
+/// "relation … already exists, skipping" on every re-run migration) only from warn up,
+/// unless the filter names that target itself.
+fn log_directives(filter: &str) -> String {
+    const NOTICES: &str = "sqlx::postgres::notice";
+    if filter.contains(NOTICES) {
+        filter.to_string()
+    } else {
+        format!("{filter},{NOTICES}=warn")
+    }
 }
 
 static METRICS: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -191,4 +203,17 @@ fn describe_feed_metrics() {
         "pricehub_feed_buffered_trades",
         "Trades waiting in the collector's memory"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postgres_notices_are_quiet_unless_asked_for() {
+        assert_eq!(log_directives("info"), "info,sqlx::postgres::notice=warn");
+        let explicit = "debug,sqlx::postgres::notice=info";
+        assert_eq!(log_directives(explicit), explicit);
+        assert!(EnvFilter::try_new(log_directives("pricehub=debug,warn")).is_ok());
+    }
 }
