@@ -47,6 +47,19 @@ FROM (SELECT run_id, seq, seq - ROW_NUMBER() OVER (PARTITION BY run_id ORDER BY 
 GROUP BY run_id, island
 ON CONFLICT DO NOTHING;
 
+-- The per-run locks serializing the bookkeeping of a run's batches: one per run (key
+-- space 7303; collisions of the low 31 bits only serialize), taken in a fixed order so
+-- that two writers cannot deadlock. Held until the transaction ends.
+-- (plpgsql's PERFORM runs the query to its end; a SQL function returning void might stop
+-- at the first row, i.e. the first lock.)
+CREATE OR REPLACE FUNCTION pricehub_feed_lock_runs(run_ids bigint[]) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock(7303, k)
+    FROM (SELECT DISTINCT (u & 2147483647)::int AS k FROM unnest(run_ids) u ORDER BY 1) s;
+END
+$$;
+
 -- Called by the collector inside the batch transaction, after its COPY. Ranges are
 -- (run_ids[k], firsts[k], lasts[k]); per-symbol aggregates of the batch are symbols[k]
 -- with counts[k] trades, the latest one at ts_ms[k] with prices[k]. Returns false, having
@@ -59,10 +72,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
     r record;
 BEGIN
-    -- One lock per run (key space 7303; collisions of the low 31 bits only serialize),
-    -- in a fixed order so that two writers cannot deadlock.
-    PERFORM pg_advisory_xact_lock(7303, k)
-    FROM (SELECT DISTINCT (u & 2147483647)::int AS k FROM unnest(run_ids) u ORDER BY 1) s;
+    PERFORM pricehub_feed_lock_runs(run_ids);
     IF EXISTS (
         SELECT 1
         FROM unnest(run_ids, firsts, lasts) AS b(run_id, first_seq, last_seq)

@@ -146,10 +146,6 @@ fn symbol_summary(batch: &[Receipt]) -> SymbolSummary {
 
 const COPY_COLUMNS: &str = "(symbol, ts_ms, price, size, run_id, seq, received_ms)";
 
-/// Takes the per-run advisory locks `pricehub_feed_commit` takes (same keys, same order).
-const LOCK_RUNS: &str = "SELECT pg_advisory_xact_lock(7303, k) FROM \
-     (SELECT DISTINCT (u & 2147483647)::int AS k FROM unnest($1::bigint[]) u ORDER BY 1) s";
-
 async fn pg_insert_batch(
     pool: &sqlx::PgPool,
     batch: &[Receipt],
@@ -172,7 +168,7 @@ async fn pg_insert_batch(
     let mut run_ids: Vec<i64> = batch.iter().map(|r| r.run_id).collect();
     run_ids.sort_unstable();
     run_ids.dedup();
-    sqlx::query(LOCK_RUNS)
+    sqlx::query("SELECT pricehub_feed_lock_runs($1)")
         .bind(&run_ids)
         .execute(&mut *tx)
         .await?;

@@ -178,14 +178,10 @@ impl Ingest {
         let started = Instant::now();
         let payload_bytes = body.len();
         let catalog = self.rates.catalog().await?;
-        let mut tx = self.db.begin().await?;
-        if let Some(k) = key
-            && let Claim::Replay(resp) = idempotency::claim(&mut tx, k).await?
-        {
-            tx.rollback().await?;
-            metrics::counter!("pricehub_ingest_batches_total", "mode" => "sync", "outcome" => "replayed").increment(1);
-            return Ok(Some(resp));
-        }
+        let mut tx = match self.begin_claimed(key).await? {
+            Ok(tx) => tx,
+            Err(stored) => return Ok(Some(sync_replayed(stored))),
+        };
         let Tx::Postgres(t) = &mut tx else {
             return Ok(None);
         };
@@ -246,14 +242,10 @@ impl Ingest {
                 Parsed::Rows(_) => {}
             }
         }
-        let mut tx = self.db.begin().await?;
-        if let Some(k) = &key
-            && let Claim::Replay(resp) = idempotency::claim(&mut tx, k).await?
-        {
-            tx.rollback().await?;
-            metrics::counter!("pricehub_ingest_batches_total", "mode" => "sync", "outcome" => "replayed").increment(1);
-            return Ok(resp);
-        }
+        let mut tx = match self.begin_claimed(key.as_ref()).await? {
+            Ok(tx) => tx,
+            Err(stored) => return Ok(sync_replayed(stored)),
+        };
         let refused = match parsed {
             Parsed::Rows(rows) => {
                 store::insert_prices(&mut tx, &rows).await?;
@@ -266,6 +258,19 @@ impl Ingest {
         };
         self.commit_outcome(tx, key.as_ref(), Outcome::problem(&refused), None, started)
             .await
+    }
+
+    /// Opens the write transaction and claims the Idempotency-Key in it. `Err` carries the
+    /// answer stored under a key used before (the transaction is then rolled back).
+    async fn begin_claimed(&self, key: Option<&Key>) -> Result<Result<Tx, Response>, Problem> {
+        let mut tx = self.db.begin().await?;
+        if let Some(k) = key
+            && let Claim::Replay(stored) = idempotency::claim(&mut tx, k).await?
+        {
+            tx.rollback().await?;
+            return Ok(Err(stored));
+        }
+        Ok(Ok(tx))
     }
 
     /// Records a written batch and commits it with its 201 answer.
@@ -338,13 +343,10 @@ impl Ingest {
         body: Bytes,
         format: Format,
     ) -> Result<Response, Problem> {
-        let mut tx = self.db.begin().await?;
-        if let Some(k) = &key
-            && let Claim::Replay(resp) = idempotency::claim(&mut tx, k).await?
-        {
-            tx.rollback().await?;
-            return Ok(resp);
-        }
+        let mut tx = match self.begin_claimed(key.as_ref()).await? {
+            Ok(tx) => tx,
+            Err(stored) => return Ok(stored),
+        };
         let id = Uuid::new_v4();
         store::insert_pending_batch(&mut tx, id, format, &body).await?;
         let status_url = format!("/batches/{id}");
@@ -366,4 +368,11 @@ impl Ingest {
         self.wake.notify_one();
         Ok(outcome.into_response())
     }
+}
+
+/// Counts a synchronous batch answered from its Idempotency-Key.
+fn sync_replayed(stored: Response) -> Response {
+    metrics::counter!("pricehub_ingest_batches_total", "mode" => "sync", "outcome" => "replayed")
+        .increment(1);
+    stored
 }
