@@ -308,11 +308,11 @@ async fn embedded_default_streams_and_resumes() {
 
     // An id from another process (or too old): a snapshot restores the state.
     let epoch = last.epoch();
-    let other = if epoch.starts_with('0') {
-        format!("1{}", &epoch[1..])
-    } else {
-        format!("0{}", &epoch[1..])
-    };
+    // Every digit differs, so it cannot be this process's epoch.
+    let other: String = epoch
+        .chars()
+        .map(|c| if c == '0' { '1' } else { '0' })
+        .collect();
     let mut b = Client::connect(&base, Some(&format!("{other}-{}", last.seq()))).await;
     let e = b.event().await;
     assert_eq!(e.kind(), "snapshot");

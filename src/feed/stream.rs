@@ -30,7 +30,7 @@
 //! never one per client). What tells it that something was committed depends on the
 //! setup: the in-process collector's commit path (`pricehub all`), PostgreSQL
 //! `LISTEN pricehub_feed` (a statement trigger on `instruments` sends `NOTIFY`, see the
-//! migration `20261201110001_stream_notify.sql`), or a short poll on SQLite.
+//! migration `20261201115001_stream_notify.sql`), or a short poll on SQLite.
 //!
 //! **Slow clients.** Each client has a bounded queue of `--stream-client-buffer` events.
 //! A client whose queue is full when an event is published is dropped (its stream ends
