@@ -34,7 +34,7 @@ def exercised_text():
         seen.add(p)
         t = p.read_text()
         texts.append(t)
-        for ref in re.findall(r"(?:scripts|\.github/tests)/[\w./-]+\.sh", t):
+        for ref in re.findall(r"(?:scripts|\.github/tests|deploy)/[\w./-]+\.sh", t):
             todo.append(ROOT / ref)
     texts += [p.read_text() for p in (ROOT / "tests").rglob("*.rs")]
     return "\n".join(texts)
@@ -101,6 +101,30 @@ check(push.get("sbom") is True and "mode=max" in str(push.get("provenance")),
       "release.yml: SBOM and provenance")
 check("BUILD_NUMBER=${{ github.run_number }}" in push.get("build-args", ""),
       "release.yml: the run number is the build number")
+
+# The build arguments release.yml passes must be the Dockerfile's, and BUILD_NUMBER must
+# reach both the compiled binary (/version) and the image label.
+dockerfile = ROOT / "Dockerfile"
+if dockerfile.is_file():
+    text = dockerfile.read_text()
+    declared = set(re.findall(r"^ARG\s+(\w+)", text, re.M))
+    passed = {l.split("=", 1)[0].strip() for l in push.get("build-args", "").splitlines() if "=" in l}
+    check(passed <= declared, f"release.yml: build args {sorted(passed)} are ARGs of the Dockerfile"
+          + ("" if passed <= declared else f" (missing {sorted(passed - declared)})"))
+    stages = re.split(r"^FROM\s", text, flags=re.M)[1:]
+    build_stage = next((st for st in stages if "cargo build" in st), "")
+    final_stage = stages[-1] if stages else ""
+    check(re.search(r"^ARG\s+BUILD_NUMBER", build_stage, re.M) is not None
+          and re.search(r"BUILD_NUMBER=\"?\$\{?BUILD_NUMBER", build_stage) is not None,
+          "Dockerfile: BUILD_NUMBER reaches cargo build (and so /version)")
+    check(re.search(r"^ARG\s+BUILD_NUMBER", final_stage, re.M) is not None
+          and re.search(r"org\.opencontainers\.image\.version=\"?[^\n]*\$\{BUILD_NUMBER\}", final_stage) is not None,
+          "Dockerfile: BUILD_NUMBER reaches the image label org.opencontainers.image.version")
+else:
+    in_ci = __import__("os").environ.get("CI") in ("true", "1")
+    print(("FAIL" if in_ci else "SKIP") + " workflows: no Dockerfile in this tree to check the build args against")
+    if in_ci:
+        failures.append("Dockerfile missing")
 
 print(f"workflows: {len(failures)} failed")
 sys.exit(1 if failures else 0)
