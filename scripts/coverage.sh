@@ -12,7 +12,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-FLOOR=${COVERAGE_FLOOR:-70}
+# A conservative first floor: the suite's figure has not been measured on this machine yet
+# (see docs/deployment-targets.md); raise it to just below CI's first report.
+FLOOR=${COVERAGE_FLOOR:-60}
 OUT=target/coverage
 
 summarise() { # LCOV -> prints "covered total percent"; per-file table in $OUT/summary.md

@@ -2,7 +2,7 @@
 # Release steps of .github/workflows/release.yml, one subcommand each, so the workflow
 # runs only this tested script (tests: .github/tests/test_release.sh, with stand-ins for
 # the cloud and the registry, which cannot be reached from the test machine).
-#   scripts/release.sh meta                      version and VERSION-build.N (BUILD_NUMBER)
+#   scripts/release.sh meta                      image name, version and VERSION-build.N (BUILD_NUMBER)
 #   scripts/release.sh sign IMAGE@sha256:...     cosign keyless sign + verify of a digest
 #   scripts/release.sh deploy ENV IMAGE@sha256:...
 #        ECS (deploy/terraform): register task definitions with the new image, run the
@@ -33,6 +33,8 @@ cmd_meta() {
   [ -n "$version" ] || die "no version in Cargo.toml"
   build=${BUILD_NUMBER:-0}
   [[ "$build" =~ ^[0-9]+$ ]] || die "BUILD_NUMBER must be a non-negative integer, got '$build'"
+  # GHCR wants lowercase repository names; GITHUB_REPOSITORY keeps the owner's case.
+  output "image=ghcr.io/$(tr '[:upper:]' '[:lower:]' <<<"${GITHUB_REPOSITORY:-pricehub/pricehub}")"
   output "version=$version"
   output "build_number=$build"
   output "build_tag=$version-build.$build"

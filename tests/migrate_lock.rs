@@ -60,8 +60,14 @@ async fn two_migrations_at_once_on_a_fresh_database_are_safe() {
                 .await
                 .unwrap();
         let versions: Vec<i64> = applied.iter().map(|(v, _)| *v).collect();
-        assert_eq!(versions, expected, "round {round}: each migration once, in order");
-        assert!(applied.iter().all(|(_, ok)| *ok), "round {round}: {applied:?}");
+        assert_eq!(
+            versions, expected,
+            "round {round}: each migration once, in order"
+        );
+        assert!(
+            applied.iter().all(|(_, ok)| *ok),
+            "round {round}: {applied:?}"
+        );
         for table in ["ports", "regions", "prices", "orders"] {
             let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
                 .bind(table)
@@ -73,6 +79,10 @@ async fn two_migrations_at_once_on_a_fresh_database_are_safe() {
         pool.close().await;
         // A third run on the migrated database has nothing left to do and succeeds.
         let third = migrate(&url, &Barrier::new(1));
-        assert!(third.status.success(), "{}", String::from_utf8_lossy(&third.stderr));
+        assert!(
+            third.status.success(),
+            "{}",
+            String::from_utf8_lossy(&third.stderr)
+        );
     }
 }

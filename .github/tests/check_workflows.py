@@ -92,8 +92,10 @@ for env in ("staging", "production"):
     check(deploy < smoke, f"release.yml: {env}: smoke test after the deploy")
     check(len(rollback) == 1 and rollback[0].get("if") == "failure()",
           f"release.yml: {env}: automatic rollback on failure")
-    check("DIGEST: ${{ needs.build.outputs.digest }}" in (WF / "release.yml").read_text(),
-          f"release.yml: {env}: deploys the built digest")
+    denv = jobs[env]["steps"][deploy].get("env", {})
+    check(denv.get("DIGEST") == "${{ needs.build.outputs.digest }}"
+          and denv.get("IMAGE") == "${{ needs.build.outputs.image }}",
+          f"release.yml: {env}: deploys the image and digest the build job pushed")
 build = {s.get("id"): s for s in jobs["build"]["steps"]}
 push = build["push"]["with"]
 check(push.get("platforms") == "linux/amd64,linux/arm64", "release.yml: multi-arch build")

@@ -37,6 +37,7 @@ set_state() { jq "$1" "$FAKE_AWS_STATE" >"$work/s" && mv "$work/s" "$FAKE_AWS_ST
 version=$(python3 -c 'import tomllib; print(tomllib.load(open("Cargo.toml","rb"))["package"]["version"])')
 out=$(BUILD_NUMBER=42 GITHUB_OUTPUT=$work/out scripts/release.sh meta)
 check "meta tags VERSION-build.N" '[ "$(grep build_tag= "$work/out")" = "build_tag=$version-build.42" ] && grep -q "build_tag=$version-build.42" <<<"$out"'
+check "meta names the image in lowercase" '[ "$(GITHUB_REPOSITORY=Example/PriceHub scripts/release.sh meta | grep ^image=)" = "image=ghcr.io/example/pricehub" ]'
 check "meta refuses a non-numeric BUILD_NUMBER" '! BUILD_NUMBER=4x scripts/release.sh meta >/dev/null 2>&1'
 
 # sign: digests only, then sign and verify against this repository's release workflow.

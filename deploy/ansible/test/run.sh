@@ -87,8 +87,9 @@ play() { # LOG ARGS...: runs the playbook; its recap line for the host into $REC
 play "$WORK/play1.log" || { tail -n 40 "$WORK/play1.log"; fail "first deploy failed"; }
 ok "first deploy over SSH: $RECAP"
 t "deployed"
-units=$("${SSH[@]}" 'for u in serve provider collector; do systemctl show pricehub-$u -p ActiveState -p User -p NoNewPrivileges -p ProtectSystem --value | tr "\n" " "; echo; done')
-[ "$(grep -c '^active pricehub yes strict' <<<"$units")" = 3 ] \
+units=$("${SSH[@]}" 'for u in serve provider collector; do systemctl show pricehub-$u --property=ActiveState,User,NoNewPrivileges,ProtectSystem | sort | tr "\n" " "; echo; done')
+want="ActiveState=active NoNewPrivileges=yes ProtectSystem=strict User=pricehub "
+[ "$(grep -cxF "$want" <<<"$units")" = 3 ] \
   || fail "three units active as user pricehub with NoNewPrivileges and ProtectSystem=strict: $units"
 ok "serve, provider, collector active as pricehub, NoNewPrivileges=yes, ProtectSystem=strict"
 SMOKE_INGEST_TOKEN=$token scripts/smoke.sh "http://127.0.0.1:$HTTP_PORT" | sed 's/^/    smoke: /'

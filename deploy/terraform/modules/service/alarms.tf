@@ -25,7 +25,7 @@ locals {
     }
     collector-down = {
       namespace = "ECS/ContainerInsights", metric = "RunningTaskCount", stat = "Minimum", threshold = 1, op = "LessThanThreshold"
-      dimensions = { ClusterName = aws_ecs_cluster.main.name, ServiceName = aws_ecs_service.collector.name }
+      dimensions = { ClusterName = aws_ecs_cluster.main.name, ServiceName = aws_ecs_service.worker["collector"].name }
       help       = "No collector is running: the live feed is not being stored"
     }
   }

@@ -183,44 +183,30 @@ resource "aws_ecs_service" "api" {
   depends_on = [aws_lb_listener.https]
 }
 
-resource "aws_ecs_service" "provider" {
-  name                               = "${var.name}-provider"
+# The provider (one market: one task, found by Cloud Map DNS) and the collector (one at a
+# time: the old one stops, flushing on SIGTERM, before the new one starts).
+resource "aws_ecs_service" "worker" {
+  for_each = {
+    provider  = { min_healthy = 100, max = 200, discovery = [aws_service_discovery_service.provider.arn] }
+    collector = { min_healthy = 0, max = 100, discovery = [] }
+  }
+  name                               = "${var.name}-${each.key}"
   cluster                            = aws_ecs_cluster.main.id
-  task_definition                    = aws_ecs_task_definition.main["provider"].arn
+  task_definition                    = aws_ecs_task_definition.main[each.key].arn
   desired_count                      = 1
   launch_type                        = "FARGATE"
-  deployment_minimum_healthy_percent = 100
-  deployment_maximum_percent         = 200
+  deployment_minimum_healthy_percent = each.value.min_healthy
+  deployment_maximum_percent         = each.value.max
   network_configuration {
     subnets          = var.private_subnet_ids
     security_groups  = [var.task_sg_id]
     assign_public_ip = false
   }
-  service_registries {
-    registry_arn = aws_service_discovery_service.provider.arn
-  }
-  deployment_circuit_breaker {
-    enable   = true
-    rollback = true
-  }
-  lifecycle {
-    ignore_changes = [task_definition]
-  }
-}
-
-resource "aws_ecs_service" "collector" {
-  name            = "${var.name}-collector"
-  cluster         = aws_ecs_cluster.main.id
-  task_definition = aws_ecs_task_definition.main["collector"].arn
-  desired_count   = 1
-  launch_type     = "FARGATE"
-  # One collector at a time: stop the old one (it flushes on SIGTERM) before starting anew.
-  deployment_minimum_healthy_percent = 0
-  deployment_maximum_percent         = 100
-  network_configuration {
-    subnets          = var.private_subnet_ids
-    security_groups  = [var.task_sg_id]
-    assign_public_ip = false
+  dynamic "service_registries" {
+    for_each = each.value.discovery
+    content {
+      registry_arn = service_registries.value
+    }
   }
   deployment_circuit_breaker {
     enable   = true
