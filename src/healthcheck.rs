@@ -34,7 +34,10 @@ impl HealthcheckArgs {
             IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
             ip => ip,
         };
-        format!("http://{}/readyz", SocketAddr::new(host, self.listen.port()))
+        format!(
+            "http://{}/readyz",
+            SocketAddr::new(host, self.listen.port())
+        )
     }
 }
 

@@ -33,8 +33,8 @@ pub fn resolve(
             ));
         }
         let path = std::path::PathBuf::from(path);
-        let value = read(&path)
-            .map_err(|e| format!("cannot read {file_var} ({}): {e}", path.display()))?;
+        let value =
+            read(&path).map_err(|e| format!("cannot read {file_var} ({}): {e}", path.display()))?;
         let value = value.trim();
         if value.is_empty() {
             return Err(format!("{file_var} ({}) is empty", path.display()));
