@@ -119,7 +119,11 @@ for l in title version revision created source licenses; do
     revision) want=$COMMIT ;;
     *) want= ;;
   esac
-  if [ -n "$val" ] && { [ -z "$want" ] || [ "$val" = "$want" ]; }; then pass "label org.opencontainers.image.$l=$val"; else fail "label $l: '$val'"; fi
+  if [ -n "$val" ] && [ "$val" != unknown ] && { [ -z "$want" ] || [ "$val" = "$want" ]; }; then
+    pass "label org.opencontainers.image.$l=$val"
+  else
+    fail "label $l: '$val'"
+  fi
 done
 hc=$("$DOCKER" image inspect --format '{{json .Config.Healthcheck.Test}} {{.Config.StopSignal}} {{json .Config.ExposedPorts}} {{json .Config.Volumes}}' "$IMAGE")
 [[ $hc == '["CMD","/usr/local/bin/pricehub","healthcheck"] SIGTERM {"3000/tcp":{}} {"/data":{}}' ]] \
