@@ -174,21 +174,32 @@ project_env() {
   export PRICEHUB_COLLECTOR_MAX_BUFFERED=100 PRICEHUB_DRAIN_DELAY=${PRICEHUB_DRAIN_DELAY:-3}
 }
 dc() { $COMPOSE -p "$COMPOSE_PROJECT_NAME" "$@"; }
+# The container of a service of the current project (running or not), straight from the
+# engine: much quicker than `compose ps -q` in polling loops.
+cid() { "$DOCKER" ps -aq --filter "label=com.docker.compose.project=$COMPOSE_PROJECT_NAME" --filter "label=com.docker.compose.service=$1" | head -1; }
 # up_stack NAME: up -d, then wait until every service is healthy; prints the seconds.
 up_stack() {
-  HTTP_PORTS[$1]=$(free_port)
-  PROM_PORTS[$1]=$(free_port)
-  PROJECTS+=("$1")
+  if [ -z "${HTTP_PORTS[$1]:-}" ]; then
+    HTTP_PORTS[$1]=$(free_port)
+    PROM_PORTS[$1]=$(free_port)
+    PROJECTS+=("$1")
+  fi
   project_env "$1"
   local s=$SECONDS
   dc up -d >"$TMP/up-$1.log" 2>&1 || { cat "$TMP/up-$1.log"; return 1; }
-  for svc in postgres redis api-1 api-2 lb provider collector prometheus; do
-    wait_healthy "$(dc ps -q "$svc")" 120 || { echo "    $svc not healthy" >&2; return 1; }
+  # One `docker inspect` of the project's containers per poll: healthy, or exited 0 (migrate).
+  local states=""
+  for _ in $(seq 1 480); do
+    states=$("$DOCKER" inspect --format '{{index .Config.Labels "com.docker.compose.service"}}={{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}:{{.State.ExitCode}}{{end}}' \
+      $("$DOCKER" ps -aq --filter "label=com.docker.compose.project=$1") | sort | tr '\n' ' ')
+    [ "$(echo "$states" | tr ' ' '\n' | grep -c -E '=(healthy|exited:0)$')" = 9 ] && break
+    sleep 0.5
   done
-  [ "$("$DOCKER" inspect --format '{{.State.ExitCode}}' "$(dc ps -a -q migrate)")" = 0 ] || { echo "    migrate failed" >&2; return 1; }
+  [ "$(echo "$states" | tr ' ' '\n' | grep -c -E '=(healthy|exited:0)$')" = 9 ] || { echo "    not all healthy: $states" >&2; return 1; }
+  [ "$("$DOCKER" inspect --format '{{.State.ExitCode}}' "$(cid migrate)")" = 0 ] || { echo "    migrate failed" >&2; return 1; }
   UP_SECONDS=$((SECONDS - s))
 }
-psql_a() { dc exec -T postgres psql -U pricehub -d pricehub -Atc "$1"; }
+psql_a() { "$DOCKER" exec "$(cid postgres)" psql -U pricehub -d pricehub -Atc "$1"; }
 metric() { # URL NAME: sum of a metric's samples
   curl -s "$1" | awk -v n="$2" '$1 == n || index($1, n "{") == 1 {s += $2} END {printf "%d\n", s}'
 }
@@ -229,7 +240,7 @@ fi
 # ---- drills
 # Counters of the collector (its side port is not published: read from inside the
 # network, through the nginx container, which has curl).
-coll() { dc exec -T lb curl -s http://collector:5557/metrics | awk -v n="$1" '$1 == n {s += $2} END {printf "%d\n", s}'; }
+coll() { "$DOCKER" exec "$(cid lb)" curl -s http://collector:5557/metrics | awk -v n="$1" '$1 == n {s += $2} END {printf "%d\n", s}'; }
 current_run() { psql_a "SELECT run_id FROM trades ORDER BY id DESC LIMIT 1"; }
 # Exactness of storage: no trade stored twice, and within every collector run the stored
 # receipts are 0..n-1 with no hole.
@@ -246,7 +257,7 @@ check_exact() { # LABEL
 # Pause the provider and wait until the collector stored everything it received in its
 # current run: then received == stored, exactly.
 settle() { # LABEL
-  "$DOCKER" pause "$(dc ps -q provider)" >/dev/null
+  "$DOCKER" pause "$(cid provider)" >/dev/null
   local run recv=0 stored=-1
   for _ in $(seq 1 60); do
     sleep 1
@@ -260,11 +271,11 @@ settle() { # LABEL
   else
     fail "$1: received $recv, stored $stored"
   fi
-  "$DOCKER" unpause "$(dc ps -q provider)" >/dev/null
+  "$DOCKER" unpause "$(cid provider)" >/dev/null
 }
 
 step drill-kill-collector
-ctr=$(dc ps -q collector)
+ctr=$(cid collector)
 restarts=$("$DOCKER" inspect --format '{{.RestartCount}}' "$ctr")
 init_pid=$("$DOCKER" inspect --format '{{.State.Pid}}' "$ctr")
 app_pid=$(awk '{print $1}' "/proc/$init_pid/task/$init_pid/children")
@@ -303,12 +314,12 @@ for _ in $(seq 1 20); do
   sleep 0.5
 done
 [ "$spooled" -gt 0 ] && pass "PostgreSQL down: the collector spools ($spooled bytes on disk)" || fail "the collector did not spool"
-st=$(dc exec -T lb curl -s -o /dev/null -w '%{http_code}' http://collector:5557/readyz)
+st=$("$DOCKER" exec "$(cid lb)" curl -s -o /dev/null -w '%{http_code}' http://collector:5557/readyz)
 [ "$st" = 503 ] && pass "PostgreSQL down: collector /readyz 503" || fail "PostgreSQL down: collector /readyz $st"
 left=$((10 - (SECONDS - s)))
 [ "$left" -gt 0 ] && sleep "$left"
 dc start postgres >/dev/null 2>&1
-wait_healthy "$(dc ps -q postgres)" 60 || fail "PostgreSQL did not come back"
+wait_healthy "$(cid postgres)" 60 || fail "PostgreSQL did not come back"
 for _ in $(seq 1 60); do
   [ "$(curl -s -o /dev/null -w '%{http_code}' "$LB/readyz")" = 200 ] && [ "$(coll pricehub_feed_spool_bytes)" = 0 ] && break
   sleep 0.5
@@ -362,7 +373,7 @@ sleep 2
 for api in api-1 api-2; do
   s=$SECONDS
   dc restart -t 30 "$api" >/dev/null 2>&1
-  if wait_healthy "$(dc ps -q "$api")" 60; then say "$api restarted and healthy in $((SECONDS - s)) s"; else fail "$api not healthy after restart"; fi
+  if wait_healthy "$(cid $api)" 60; then say "$api restarted and healthy in $((SECONDS - s)) s"; else fail "$api not healthy after restart"; fi
 done
 sleep 2
 touch "$TMP/stop-load"
