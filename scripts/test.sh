@@ -72,4 +72,6 @@ stage cargo-test cargo test --all-targets --locked "$@"
 # Each checks one part of the delivery kit against the real tool (one line each).
 if [ $# -eq 0 ]; then
   :
+  stage containers scripts/test-containers.sh
+  stage delivery scripts/test-delivery.sh
 fi

@@ -146,9 +146,13 @@ pub struct LogArgs {
 /// Database connection settings shared by every subcommand that touches storage.
 #[derive(Args, Clone, Debug)]
 pub struct DbArgs {
-    /// Database URL: `postgres://user:pass@host/db` or `sqlite://path/to/file.db`.
-    #[arg(long, env = "DATABASE_URL", value_parser = DatabaseUrlParser)]
+    /// Database URL: `postgres://user:pass@host/db` or `sqlite://path/to/file.db` (or a file named by `DATABASE_URL_FILE`).
+    #[arg(long, env = "DATABASE_URL", value_parser = DatabaseUrlParser, hide_env_values = true)]
     pub database_url: DatabaseUrl,
+
+    /// PostgreSQL password, used instead of one in the URL (or a file named by `PRICEHUB_DATABASE_PASSWORD_FILE`).
+    #[arg(long, env = "PRICEHUB_DATABASE_PASSWORD", hide_env_values = true)]
+    pub database_password: Option<Secret>,
 
     /// Maximum connections in the pool.
     #[arg(long, env = "PRICEHUB_DB_MAX_CONNECTIONS", default_value_t = 16)]
@@ -163,6 +167,7 @@ impl DbArgs {
     pub fn new(database_url: DatabaseUrl) -> Self {
         DbArgs {
             database_url,
+            database_password: None,
             db_max_connections: 16,
             db_acquire_timeout: 5,
         }
@@ -285,7 +290,7 @@ impl fmt::Debug for Secret {
 /// Batch ingestion of prices (`POST /prices`, `POST /batches`).
 #[derive(Args, Clone, Debug)]
 pub struct IngestArgs {
-    /// Bearer token that authorises writes; with none set, ingestion is disabled (403).
+    /// Bearer token that authorises writes (or a file named by `PRICEHUB_INGEST_TOKEN_FILE`); with none set, ingestion is disabled (403).
     #[arg(long, env = "PRICEHUB_INGEST_TOKEN", hide_env_values = true)]
     pub ingest_token: Option<Secret>,
 
@@ -367,7 +372,7 @@ pub struct OrdersArgs {
     #[arg(long, env = "PRICEHUB_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Vec<ipnet::IpNet>,
 
-    /// Redis URL; shares the BTC rate cache and the rate limits between API replicas.
+    /// Redis URL (or a file named by `REDIS_URL_FILE`); shares the BTC rate cache and the rate limits between API replicas.
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<Secret>,
 
@@ -418,7 +423,7 @@ pub struct AllArgs {
     pub data_dir: PathBuf,
 
     /// Use this database instead of the SQLite file in the data directory.
-    #[arg(long, env = "DATABASE_URL", value_parser = DatabaseUrlParser)]
+    #[arg(long, env = "DATABASE_URL", value_parser = DatabaseUrlParser, hide_env_values = true)]
     pub database_url: Option<DatabaseUrl>,
 
     /// Do not generate the synthetic demo data set when the database has no rates.
