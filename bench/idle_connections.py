@@ -38,6 +38,7 @@ with tempfile.TemporaryDirectory() as d:
             c = socket.create_connection(("127.0.0.1", port))
             c.sendall(b"GET /rates?date_fr")
             socks.append(c)
+        t0 = time.monotonic()  # the last connection's head timer started about now
         time.sleep(2)
         during = rss_kb(p.pid)
         per = (during - before) * 1024 / N

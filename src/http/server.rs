@@ -39,6 +39,9 @@ use crate::config::ConnArgs;
 /// Refusals (503 past the cap) in progress at once; past it a connection is just closed.
 pub const MAX_REFUSING: usize = 64;
 
+/// hyper's default largest read buffer (8 KiB + 100 × 4 KiB).
+const HYPER_DEFAULT_MAX_BUF: usize = 8192 + 4096 * 100;
+
 /// Descriptors kept free for everything that is not a client connection (database pool,
 /// Redis, spool files, the feed).
 const FD_RESERVE: u64 = 256;
@@ -204,7 +207,9 @@ impl Connection {
             .timer(TokioTimer::new())
             .header_read_timeout(None)
             .max_header_size(limits.max_header_bytes)
-            .max_buf_size(limits.max_header_bytes.max(64 * 1024));
+            // hyper's default read buffer (bodies stream through it), larger only when
+            // the head limit needs it.
+            .max_buf_size(limits.max_header_bytes.max(HYPER_DEFAULT_MAX_BUF));
         let conn = builder.serve_connection(io, service);
         let mut conn = std::pin::pin!(conn);
         let mut closing_seen = false;
