@@ -491,6 +491,8 @@ fn fd_limits() -> Option<(u64, u64)> {
         };
         // SAFETY: getrlimit writes into the struct we own.
         if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+            // rlim_t is u64 on Linux, not everywhere.
+            #[allow(clippy::unnecessary_cast)]
             return Some((lim.rlim_cur as u64, lim.rlim_max as u64));
         }
         None
