@@ -74,4 +74,5 @@ if [ $# -eq 0 ]; then
   :
   stage containers scripts/test-containers.sh
   stage delivery scripts/test-delivery.sh
+  stage fuzz scripts/fuzz.sh
 fi

@@ -92,6 +92,9 @@ async fn start(
         .await
         .with_context(|| format!("cannot listen on {}", http.listen))?;
     let addr = listener.local_addr()?;
+    // Background work keeps running while the listener drains.
+    let signal = shutdown.clone();
+    let shutdown = http::server::after_drain(&signal, http.conn.drain_delay());
     let rates = RatesCache::new(db.clone());
     let mut background = vec![rates.spawn_watcher(shutdown.clone())];
     if let Db::Postgres(pool) = &db {
@@ -123,13 +126,16 @@ async fn start(
         http: Arc::new(http),
     };
     let app = http::router(state.clone());
-    let grace = state.http.shutdown_timeout();
-    let token = shutdown.clone();
-    let task = tokio::spawn(async move { http::serve(listener, app, token, grace).await });
+    let opts = http::ServeOptions {
+        name: "api",
+        conn: state.http.conn.clone(),
+        grace: state.http.shutdown_timeout(),
+    };
+    let task = tokio::spawn(http::serve(listener, app, signal.clone(), opts));
     Ok(RunningApi {
         addr,
         state,
-        shutdown,
+        shutdown: signal,
         task,
         background,
     })

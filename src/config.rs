@@ -202,6 +202,9 @@ pub struct HttpArgs {
     pub migrate: bool,
 
     #[command(flatten)]
+    pub conn: ConnArgs,
+
+    #[command(flatten)]
     pub ingest: IngestArgs,
 
     #[command(flatten)]
@@ -250,10 +253,60 @@ impl Default for HttpArgs {
             shutdown_timeout: 30,
             rates_max_days: 3660,
             migrate: true,
+            conn: ConnArgs::default(),
             ingest: IngestArgs::default(),
             orders: OrdersArgs::default(),
             stream: StreamArgs::default(),
         }
+    }
+}
+
+/// Connection limits and draining of an HTTP server (the API, or a feed process's side
+/// port). Each process runs one HTTP server, so the same flags serve every subcommand.
+#[derive(Args, Clone, Debug, PartialEq, Eq)]
+pub struct ConnArgs {
+    /// Seconds a client has to send a complete request head (request line and headers) after connecting or after its first byte; then the connection is closed (slowloris guard).
+    #[arg(long, env = "PRICEHUB_HTTP_HEADER_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub http_header_timeout: u64,
+
+    /// Seconds an idle keep-alive connection (no request in progress) stays open.
+    #[arg(long, env = "PRICEHUB_HTTP_IDLE_TIMEOUT", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub http_idle_timeout: u64,
+
+    /// Largest request head (request line and headers) in bytes; larger gets 431.
+    #[arg(long, env = "PRICEHUB_HTTP_MAX_HEADER_BYTES", default_value_t = 64 * 1024, value_parser = clap::value_parser!(u64).range(1024..=16 * 1024 * 1024))]
+    pub http_max_header_bytes: u64,
+
+    /// Most open connections; past it a new connection is answered 503 and closed (lowered to fit the descriptor limit).
+    #[arg(long, env = "PRICEHUB_HTTP_MAX_CONNECTIONS", default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub http_max_connections: u64,
+
+    /// Seconds after SIGTERM during which /readyz answers 503 "draining" while requests are still served; then the listener closes.
+    #[arg(long, env = "PRICEHUB_DRAIN_DELAY", default_value_t = 0)]
+    pub drain_delay: u64,
+}
+
+impl Default for ConnArgs {
+    fn default() -> Self {
+        ConnArgs {
+            http_header_timeout: 10,
+            http_idle_timeout: 60,
+            http_max_header_bytes: 64 * 1024,
+            http_max_connections: 4096,
+            drain_delay: 0,
+        }
+    }
+}
+
+impl ConnArgs {
+    pub fn header_timeout(&self) -> Duration {
+        Duration::from_secs(self.http_header_timeout)
+    }
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.http_idle_timeout)
+    }
+    pub fn drain_delay(&self) -> Duration {
+        Duration::from_secs(self.drain_delay)
     }
 }
 
@@ -543,6 +596,9 @@ pub struct ProviderArgs {
     /// Start the market only once this many clients are connected (broadcast mode).
     #[arg(long, env = "PRICEHUB_PROVIDER_WAIT_FOR_CLIENTS", default_value_t = 0)]
     pub wait_for_clients: usize,
+
+    #[command(flatten)]
+    pub conn: ConnArgs,
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {
@@ -566,6 +622,7 @@ impl Default for ProviderArgs {
             client_buffer: 65_536,
             max_trades: None,
             wait_for_clients: 0,
+            conn: ConnArgs::default(),
         }
     }
 }
@@ -620,6 +677,10 @@ pub struct CollectorOptions {
     /// Apply pending migrations when the database is first reached.
     #[arg(long, env = "PRICEHUB_MIGRATE", default_value_t = true, action = clap::ArgAction::Set)]
     pub migrate: bool,
+
+    /// Connection limits of the HTTP side port.
+    #[command(flatten)]
+    pub conn: ConnArgs,
 }
 
 impl CollectorOptions {
@@ -634,6 +695,7 @@ impl CollectorOptions {
             spool_segment_bytes: 16 << 20,
             shutdown_timeout: 10,
             migrate: true,
+            conn: ConnArgs::default(),
         }
     }
 }

@@ -59,6 +59,7 @@ fn main() -> std::process::ExitCode {
     }
     let cli = Cli::parse();
     telemetry::init_logging(&cli.log);
+    pricehub::http::server::raise_fd_limit();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -182,7 +182,14 @@ pub async fn start(
                     db,
                     provider: opts.provider.clone(),
                 });
-            let (a, t) = super::ops::serve_side_port(addr, routes, shutdown.clone()).await?;
+            let (a, t) = super::ops::serve_side_port(
+                "collector",
+                addr,
+                &opts.conn,
+                routes,
+                shutdown.clone(),
+            )
+            .await?;
             (Some(a), Some(t))
         }
         None => (None, None),

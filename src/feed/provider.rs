@@ -168,7 +168,9 @@ pub async fn start(
                     axum::routing::get(currentprice),
                 )
                 .with_state(state);
-            let (a, t) = super::ops::serve_side_port(a, routes, shutdown.clone()).await?;
+            let (a, t) =
+                super::ops::serve_side_port("provider", a, &args.conn, routes, shutdown.clone())
+                    .await?;
             (Some(a), Some(t))
         }
         None => (None, None),

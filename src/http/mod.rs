@@ -5,14 +5,12 @@ pub mod middleware;
 pub mod openapi;
 pub mod ops;
 pub mod problem;
+pub mod server;
 
-use std::net::SocketAddr;
-use std::time::Duration;
+pub use server::{ServeOptions, serve, shutdown_on_signals};
 
 use axum::Router;
 use axum::http::{HeaderName, Request};
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -107,52 +105,4 @@ async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) ->
         "Method not allowed",
         format!("{method} is not allowed on {}", uri.path()),
     )
-}
-
-/// Serves `app` on `listener` until `shutdown` is cancelled, then stops accepting and
-/// gives in-flight requests up to `grace` to finish.
-pub async fn serve(
-    listener: TcpListener,
-    app: Router,
-    shutdown: CancellationToken,
-    grace: Duration,
-) -> anyhow::Result<()> {
-    let server = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown.clone().cancelled_owned());
-    let mut server = std::pin::pin!(server.into_future());
-    tokio::select! {
-        res = &mut server => res?,
-        _ = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
-            tracing::warn!(grace_s = grace.as_secs(), "in-flight requests did not finish in time; exiting");
-        }
-    }
-    Ok(())
-}
-
-/// A token cancelled on SIGTERM or SIGINT.
-pub fn shutdown_on_signals() -> CancellationToken {
-    let token = CancellationToken::new();
-    let t = token.clone();
-    tokio::spawn(async move {
-        let ctrl_c = tokio::signal::ctrl_c();
-        #[cfg(unix)]
-        {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                    .expect("can install a SIGTERM handler");
-            tokio::select! {
-                _ = ctrl_c => tracing::info!("SIGINT received; shutting down"),
-                _ = term.recv() => tracing::info!("SIGTERM received; shutting down"),
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = ctrl_c.await;
-        }
-        t.cancel();
-    });
-    token
 }
