@@ -19,10 +19,13 @@ cd "$(dirname "$0")/.."
 CLIENTS=${CLIENTS:-1000}
 DURATION=${DURATION:-20}
 FEED_RATE=${FEED_RATE:-50}
-BIN=${BIN:-target/release/pricehub}
-CLIENT=target/release/examples/sse_client
-[ -x "$BIN" ] || cargo build --release --bin pricehub
-[ -x "$CLIENT" ] && [ "$CLIENT" -nt bench/sse_client.rs ] || cargo build --release --example sse_client
+# PROFILE=dev measures debug builds (slower; only when a release build is out of reach).
+PROFILE=${PROFILE:-release}
+DIR=$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")
+BIN=${BIN:-target/$DIR/pricehub}
+CLIENT=target/$DIR/examples/sse_client
+[ -x "$BIN" ] || cargo build --profile "$PROFILE" --bin pricehub
+[ -x "$CLIENT" ] && [ "$CLIENT" -nt bench/sse_client.rs ] || cargo build --profile "$PROFILE" --example sse_client
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 WORK=$(mktemp -d /tmp/pricehub-bench-sse.XXXXXX)
 PIDS=()
@@ -35,7 +38,7 @@ trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
-metric() { curl -fs --max-time 5 "$1/metrics" | awk -v n="$2" '$1 == n { print $2; exit }'; }
+metric() { { curl -fs --max-time 5 "$1/metrics" || true; } | awk -v n="$2" '$1 == n { print $2 }'; }
 
 PORT=$(free_port)
 BASE="http://127.0.0.1:$PORT"
@@ -77,7 +80,7 @@ p99=$(get load fanout_p99_ms)
 feed_p99=$(get load feed_p99_ms)
 verdict() { awk -v v="$1" -v max="$2" 'BEGIN { print (v >= 0 && v < max) ? "PASS" : "MISS" }'; }
 SUMMARY=$(cat <<TXT
-## $(date -u +%Y-%m-%dT%H:%MZ) bench/sse.sh CLIENTS=$CLIENTS DURATION=${DURATION}s FEED_RATE=$FEED_RATE ($(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg))
+## $(date -u +%Y-%m-%dT%H:%MZ) bench/sse.sh PROFILE=$PROFILE CLIENTS=$CLIENTS DURATION=${DURATION}s FEED_RATE=$FEED_RATE ($(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg))
 
 | | 1 client (reference) | $CLIENTS clients | ratio |
 |---|---|---|---|
