@@ -147,7 +147,7 @@ pub struct LogArgs {
 #[derive(Args, Clone, Debug)]
 pub struct DbArgs {
     /// Database URL: `postgres://user:pass@host/db` or `sqlite://path/to/file.db`.
-    #[arg(long, env = "DATABASE_URL", value_parser = DatabaseUrlParser)]
+    #[arg(long, env = "DATABASE_URL", value_parser = DatabaseUrlParser, hide_env_values = true)]
     pub database_url: DatabaseUrl,
 
     /// Maximum connections in the pool.
@@ -383,7 +383,7 @@ pub struct AllArgs {
     pub data_dir: PathBuf,
 
     /// Use this database instead of the SQLite file in the data directory.
-    #[arg(long, env = "DATABASE_URL", value_parser = DatabaseUrlParser)]
+    #[arg(long, env = "DATABASE_URL", value_parser = DatabaseUrlParser, hide_env_values = true)]
     pub database_url: Option<DatabaseUrl>,
 
     /// Do not generate the synthetic demo data set when the database has no rates.
