@@ -9,6 +9,8 @@
 
 mod common;
 
+use common::free_port;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -27,14 +29,6 @@ const SECRETS: &[&str] = &[
     REDIS_PASSWORD,
     WRONG_REDIS_PASSWORD,
 ];
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Throw-away servers that check passwords; stopped on drop.
 struct Servers {

@@ -8,6 +8,8 @@
 
 mod common;
 
+use common::free_port;
+
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -16,14 +18,6 @@ use common::pg;
 use pricehub::config::{DatabaseUrl, DbArgs};
 use pricehub::db::Db;
 use pricehub::feed::store::count_trades;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn pricehub() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_pricehub"));
