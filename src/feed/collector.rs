@@ -45,7 +45,7 @@ use tokio_util::codec::Decoder;
 use tokio_util::sync::CancellationToken;
 
 use super::codec::{FrameError, SkippingDecoder};
-use super::spool::Spool;
+use super::spool::{self, Spool, SpoolLabel};
 use super::store::{self, Receipt};
 use super::{LatestPrices, now_ms};
 use crate::config::CollectorOptions;
@@ -133,8 +133,13 @@ pub async fn start(
     // earlier stays bound to the no-op recorder.
     crate::telemetry::metrics_handle();
     let spool_dir = opts.data_dir.join("spool");
-    let spool = Spool::open(&spool_dir, opts.spool_segment_bytes)
-        .with_context(|| format!("cannot open the spool in {}", spool_dir.display()))?;
+    let spool = Spool::open(
+        &spool_dir,
+        opts.spool_segment_bytes,
+        spool::address_label(&db),
+    )
+    .with_context(|| format!("cannot open the spool in {}", spool_dir.display()))?;
+    spool.check_address().map_err(anyhow::Error::msg)?;
     if spool.is_active() {
         tracing::warn!(dir = %spool_dir.display(), bytes = spool.bytes(), "spool from an earlier run found; it is replayed first");
     }
@@ -145,6 +150,9 @@ pub async fn start(
     metrics::gauge!("pricehub_feed_spool_bytes").set(spool.bytes() as f64);
     let (tx, rx) = mpsc::unbounded_channel();
     let committed = Arc::new(tokio::sync::Notify::new());
+    // Stops the reader and the side port on shutdown, or when the writer fails (a spool
+    // refused for another database), so that the collector exits with the error.
+    let shutdown = shutdown.child_token();
 
     let reader = tokio::spawn(read_loop(
         opts.provider.clone(),
@@ -166,9 +174,16 @@ pub async fn start(
         fully_read: Default::default(),
         migrated: Arc::new(AtomicBool::new(!opts.migrate)),
         committed: committed.clone(),
+        identity: Default::default(),
+        probing: false,
     };
+    let stop = shutdown.clone();
     let task = tokio::spawn(async move {
         let result = writer.run(rx).await;
+        if let Err(e) = &result {
+            tracing::error!(error = %format!("{e:#}"), "collector writer failed; stopping");
+            stop.cancel();
+        }
         let _ = reader.await;
         result
     });
@@ -398,6 +413,10 @@ struct Writer {
     fully_read: std::collections::HashSet<std::path::PathBuf>,
     migrated: Arc<AtomicBool>,
     committed: Arc<tokio::sync::Notify>,
+    /// The database's identity, learnt at first contact (checked against the spool).
+    identity: Arc<std::sync::OnceLock<SpoolLabel>>,
+    /// An empty write is out to reach the database, so the spool can be checked.
+    probing: bool,
 }
 
 impl Writer {
@@ -558,6 +577,18 @@ impl Writer {
         if !self.mem.is_empty() || draining || !self.spool.is_active() {
             return Ok(None);
         }
+        if !self.spool.is_checked() {
+            // Reach the database (an empty write) to learn its identity: the spool is
+            // replayed only into the database it was written for.
+            if self.probing {
+                return Ok(None);
+            }
+            self.probing = true;
+            return Ok(Some(Batch {
+                receipts: Arc::new(Vec::new()),
+                from_spool: None,
+            }));
+        }
         if !self.spool.has_unread() {
             // Replay what is being appended too: close it so it can be read.
             self.spool.rotate().context("closing a spool segment")?;
@@ -606,6 +637,7 @@ impl Writer {
     fn spawn_write(&self, batch: Batch) -> Inflight {
         let db = self.db.clone();
         let migrated = self.migrated.clone();
+        let identity = self.identity.clone();
         let receipts = batch.receipts.clone();
         let handle = tokio::spawn(async move {
             let started = Instant::now();
@@ -613,6 +645,9 @@ impl Writer {
                 if !migrated.load(Ordering::Relaxed) {
                     db.migrate().await?;
                     migrated.store(true, Ordering::Relaxed);
+                }
+                if identity.get().is_none() {
+                    let _ = identity.set(spool::database_label(&db).await?);
                 }
                 Ok(store::insert_batch(&db, &receipts).await?)
             }
@@ -631,6 +666,17 @@ impl Writer {
         let n = batch.receipts.len() as u64;
         match result {
             Ok(outcome) => {
+                // First contact: the spool is checked against (or labelled for) the
+                // database before anything is replayed from it.
+                if !self.spool.knows_database()
+                    && let Some(db) = self.identity.get()
+                {
+                    self.spool.check_identity(db).map_err(anyhow::Error::msg)?;
+                }
+                if n == 0 {
+                    self.probing = false;
+                    return Ok(true);
+                }
                 let source = if batch.from_spool.is_some() {
                     "spool"
                 } else {
