@@ -75,6 +75,9 @@ pub async fn start_api_with_feed(
     feed: Option<Arc<dyn LatestPrices>>,
 ) -> anyhow::Result<RunningApi> {
     telemetry::metrics_handle();
+    rates::metrics::register();
+    telemetry::register_db_errors();
+    crate::orders::metrics::register();
     let listener = TcpListener::bind(http.listen)
         .await
         .with_context(|| format!("cannot listen on {}", http.listen))?;

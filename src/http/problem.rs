@@ -116,6 +116,7 @@ impl Problem {
 
 impl From<sqlx::Error> for Problem {
     fn from(err: sqlx::Error) -> Self {
+        crate::telemetry::count_db_error(&err);
         match &err {
             sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed

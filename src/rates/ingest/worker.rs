@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::parse::{Parsed, Rejection};
 use super::{Ingest, store};
@@ -25,6 +26,11 @@ impl Ingest {
             tx.rollback().await?;
             return Ok(false);
         };
+        // Every line about this batch carries its id (the accepting request logged the same
+        // id with its request id: "async batch accepted").
+        let span = tracing::Span::current();
+        span.record("batch_id", tracing::field::display(&batch.id));
+        span.record("attempt", batch.attempts);
         let parsed = if batch.attempts > MAX_ATTEMPTS {
             Parsed::Rejected(Rejection::whole(format!(
                 "processing did not finish after {MAX_ATTEMPTS} attempts"
@@ -87,7 +93,12 @@ impl Ingest {
                 if shutdown.is_cancelled() {
                     return;
                 }
-                match ingest.process_one().await {
+                let span = tracing::info_span!(
+                    "ingest_batch",
+                    batch_id = tracing::field::Empty,
+                    attempt = tracing::field::Empty
+                );
+                match ingest.process_one().instrument(span).await {
                     Ok(true) => {
                         backoff = Duration::from_millis(200);
                         continue;
