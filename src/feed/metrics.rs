@@ -4,6 +4,26 @@
 
 use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 
+/// Values of the `reason` label of `pricehub_feed_trades_rejected_total`: the codec's
+/// frame errors, trades with an impossible timestamp, and unreadable spool records.
+pub const REJECT_REASONS: &[&str] = &[
+    "zero_length",
+    "too_short",
+    "too_long",
+    "ticker_len_mismatch",
+    "empty_ticker",
+    "ticker_too_long",
+    "ticker_not_ascii",
+    "price_not_finite",
+    "price_not_positive",
+    "truncated",
+    "io",
+    "timestamp_out_of_range",
+    "spool_truncated",
+    "spool_bad_length",
+    "spool_bad_record",
+];
+
 pub fn describe() {
     describe_counter!(
         "pricehub_provider_trades_total",
@@ -89,4 +109,7 @@ pub fn register_collector() {
     metrics::counter!("pricehub_feed_trades_stored_total").increment(0);
     metrics::counter!("pricehub_feed_trades_received_total").increment(0);
     metrics::counter!("pricehub_feed_duplicates_skipped_total").increment(0);
+    for reason in REJECT_REASONS {
+        metrics::counter!("pricehub_feed_trades_rejected_total", "reason" => *reason).increment(0);
+    }
 }
