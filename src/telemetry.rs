@@ -142,7 +142,7 @@ fn describe_metrics() {
 }
 
 /// Values of the `kind` label of `pricehub_db_errors_total`.
-const DB_ERROR_KINDS: &[&str] = &["pool_timeout", "connection", "database", "other"];
+pub const DB_ERROR_KINDS: &[&str] = &["pool_timeout", "connection", "database", "other"];
 
 /// Counts a database error on its way to an API response.
 pub fn count_db_error(err: &sqlx::Error) {

@@ -23,7 +23,11 @@ const TOKEN: &str = "drill-token";
 /// The client tools of the newest local PostgreSQL (as scripts/pg.sh picks the server).
 fn pg_tool(name: &str) -> PathBuf {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path().join("bin")).collect())
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.path().join("bin"))
+                .collect()
+        })
         .unwrap_or_default();
     dirs.sort_by_key(|d| {
         d.parent()
@@ -40,7 +44,9 @@ fn pg_tool(name: &str) -> PathBuf {
 }
 
 fn run(cmd: &mut Command) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     assert!(
         out.status.success(),
         "{cmd:?} failed: {}",
@@ -144,7 +150,10 @@ async fn a_pg_dump_of_a_database_in_use_restores_and_serves_identically() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // Orders in three currencies.
-    for (i, cur) in ["USD", "EUR", "GBP", "USD", "EUR", "GBP", "USD"].iter().enumerate() {
+    for (i, cur) in ["USD", "EUR", "GBP", "USD", "EUR", "GBP", "USD"]
+        .iter()
+        .enumerate()
+    {
         let r = c
             .post(app.url("/orders"))
             .json(&json!({"currency": cur, "amount": format!("{}.37", 100 + i * 911)}))
@@ -205,7 +214,10 @@ async fn a_pg_dump_of_a_database_in_use_restores_and_serves_identically() {
     copy_db.migrate().await.unwrap();
     let copy = TestApp::start_with(TestDb::new(copy_db, url, None), http()).await;
     let after = snapshot(&copy).await;
-    assert_eq!(store::count_trades(&copy.db.db).await.unwrap(), trades_before);
+    assert_eq!(
+        store::count_trades(&copy.db.db).await.unwrap(),
+        trades_before
+    );
     assert_eq!(before.len(), after.len());
     for ((q, b), (_, a)) in before.iter().zip(&after) {
         assert_eq!(a, b, "{q} differs after the restore");

@@ -79,7 +79,7 @@ pub async fn access_log(req: Request, next: Next) -> Response {
         latency_ms = started.elapsed().as_secs_f64() * 1000.0,
         bytes,
         request_id,
-        "request"
+        "access"
     );
     resp
 }

@@ -63,6 +63,7 @@ pub fn register() {
     metrics::counter!("pricehub_orders_rate_limit_errors_total").increment(0);
     metrics::counter!("pricehub_orders_rate_share_errors_total").increment(0);
     for source in ["http", "feed", "fixed"] {
-        metrics::counter!("pricehub_orders_rate_fetch_errors_total", "source" => source).increment(0);
+        metrics::counter!("pricehub_orders_rate_fetch_errors_total", "source" => source)
+            .increment(0);
     }
 }
