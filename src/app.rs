@@ -95,6 +95,7 @@ pub async fn start_api_with_feed(
         db.clone(),
         rates.clone(),
         http.ingest.ingest_max_rows as usize,
+        (&http.ingest).into(),
     );
     if http.ingest.ingest_worker {
         background.push(ingest.spawn_worker(shutdown.clone()));

@@ -271,6 +271,18 @@ pub struct IngestArgs {
     /// Run the worker that commits asynchronous batches (`POST /batches`) in this process.
     #[arg(long, env = "PRICEHUB_INGEST_WORKER", default_value_t = true, action = clap::ArgAction::Set)]
     pub ingest_worker: bool,
+
+    /// Attempts at an async batch before one that keeps failing is rejected (dead-lettered).
+    #[arg(long, env = "PRICEHUB_INGEST_MAX_ATTEMPTS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub ingest_max_attempts: u32,
+
+    /// Delay before retrying an async batch whose attempt failed, in ms; doubled each time.
+    #[arg(long, env = "PRICEHUB_INGEST_RETRY_BASE_MS", default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub ingest_retry_base_ms: u64,
+
+    /// Longest delay between two attempts at an async batch, in ms.
+    #[arg(long, env = "PRICEHUB_INGEST_RETRY_MAX_MS", default_value_t = 300_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub ingest_retry_max_ms: u64,
 }
 
 impl Default for IngestArgs {
@@ -280,6 +292,9 @@ impl Default for IngestArgs {
             ingest_max_body_bytes: 100 * 1024 * 1024,
             ingest_max_rows: 1_000_000,
             ingest_worker: true,
+            ingest_max_attempts: 10,
+            ingest_retry_base_ms: 1_000,
+            ingest_retry_max_ms: 300_000,
         }
     }
 }

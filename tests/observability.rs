@@ -281,7 +281,7 @@ async fn request_id_reaches_the_order_writer_and_the_ingest_worker() {
     let accepted = p.wait_for("async batch accepted");
     assert_eq!(accepted["span"]["request_id"], "obs-batch-1", "{accepted}");
     assert_eq!(accepted["batch_id"], batch_id.as_str(), "{accepted}");
-    let processed = p.wait_for("async batch processed");
+    let processed = p.wait_for("async batch rejected");
     assert_eq!(processed["span"]["name"], "ingest_batch", "{processed}");
     assert_eq!(
         processed["span"]["batch_id"],

@@ -13,6 +13,8 @@ use sqlx::{ConnectOptions, PgPool, SqlitePool};
 
 use crate::config::DbArgs;
 
+pub mod text;
+
 pub static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
 pub static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 

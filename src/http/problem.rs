@@ -117,17 +117,25 @@ impl Problem {
 impl From<sqlx::Error> for Problem {
     fn from(err: sqlx::Error) -> Self {
         crate::telemetry::count_db_error(&err);
-        match &err {
-            sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::Io(_)
-            | sqlx::Error::Tls(_)
-            | sqlx::Error::WorkerCrashed => Problem::unavailable(err),
-            sqlx::Error::Database(db) if is_transient(db.code().as_deref()) => {
-                Problem::unavailable(err)
-            }
-            _ => Problem::internal(err),
+        if is_transient_db_error(&err) {
+            Problem::unavailable(err)
+        } else {
+            Problem::internal(err)
         }
+    }
+}
+
+/// Whether a database error means "try again later" (a 503; the batch worker retries it)
+/// rather than "this request is wrong" or "we have a bug".
+pub fn is_transient_db_error(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => is_transient(db.code().as_deref()),
+        _ => false,
     }
 }
 

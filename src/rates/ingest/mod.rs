@@ -49,6 +49,8 @@ pub struct Ingest {
     pub db: Db,
     pub rates: Arc<RatesCache>,
     pub max_rows: usize,
+    /// How the async worker retries a failing batch.
+    pub retry: worker::RetryPolicy,
     pub wake: tokio::sync::Notify,
 }
 
@@ -119,11 +121,18 @@ pub fn too_many_rows(max: usize) -> Problem {
 }
 
 impl Ingest {
-    pub fn new(db: Db, rates: Arc<RatesCache>, max_rows: usize) -> Arc<Ingest> {
+    pub fn new(
+        db: Db,
+        rates: Arc<RatesCache>,
+        max_rows: usize,
+        retry: worker::RetryPolicy,
+    ) -> Arc<Ingest> {
+        worker::register_metrics();
         Arc::new(Ingest {
             db,
             rates,
             max_rows,
+            retry,
             wake: tokio::sync::Notify::new(),
         })
     }
