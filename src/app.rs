@@ -26,6 +26,7 @@ pub struct AppState {
     pub rates: Arc<RatesCache>,
     pub ingest: Arc<Ingest>,
     pub orders: Arc<Orders>,
+    pub stream: Arc<feed::stream::StreamHub>,
     pub http: Arc<HttpArgs>,
 }
 
@@ -74,6 +75,18 @@ pub async fn start_api_with_feed(
     shutdown: CancellationToken,
     feed: Option<Arc<dyn LatestPrices>>,
 ) -> anyhow::Result<RunningApi> {
+    start(db, http, shutdown, feed, None).await
+}
+
+/// The API with, optionally, the in-process feed's latest prices (orders) and its commit
+/// notifications (the instrument stream).
+async fn start(
+    db: Db,
+    http: HttpArgs,
+    shutdown: CancellationToken,
+    feed: Option<Arc<dyn LatestPrices>>,
+    commits: Option<Arc<tokio::sync::Notify>>,
+) -> anyhow::Result<RunningApi> {
     telemetry::metrics_handle();
     rates::metrics::register();
     telemetry::register_db_errors();
@@ -102,11 +115,14 @@ pub async fn start_api_with_feed(
     }
     let (orders, tasks) = Orders::start(db.clone(), &http.orders, feed, shutdown.clone()).await?;
     background.extend(tasks);
+    let stream = feed::stream::StreamHub::new(http.stream.clone(), shutdown.clone());
+    background.extend(stream.spawn(db.clone(), feed::stream::Trigger::for_db(&db, commits)));
     let state = AppState {
         db,
         rates,
         ingest,
         orders,
+        stream,
         http: Arc::new(http),
     };
     let app = http::router(state.clone());
@@ -171,7 +187,8 @@ pub async fn all(args: AllArgs) -> anyhow::Result<()> {
     let hook = feed
         .as_ref()
         .map(|(_, collector)| Arc::new(collector.latest.clone()) as Arc<dyn LatestPrices>);
-    let api = start_api_with_feed(db.clone(), args.http, shutdown, hook).await?;
+    let commits = feed.as_ref().map(|(_, c)| c.committed.clone());
+    let api = start(db.clone(), args.http, shutdown, hook, commits).await?;
     tracing::info!(
         addr = %api.addr,
         database = %url,

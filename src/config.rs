@@ -206,6 +206,40 @@ pub struct HttpArgs {
 
     #[command(flatten)]
     pub orders: OrdersArgs,
+
+    #[command(flatten)]
+    pub stream: StreamArgs,
+}
+
+/// The live instrument stream (`GET /instruments/stream`, Server-Sent Events).
+#[derive(Args, Clone, Debug)]
+pub struct StreamArgs {
+    /// Seconds without an event after which a stream gets a heartbeat comment.
+    #[arg(long, env = "PRICEHUB_STREAM_HEARTBEAT", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub stream_heartbeat: u64,
+
+    /// Events a stream client may fall behind before it is disconnected.
+    #[arg(long, env = "PRICEHUB_STREAM_CLIENT_BUFFER", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    pub stream_client_buffer: u64,
+
+    /// Recent events kept so that a reconnecting client (Last-Event-ID) can resume.
+    #[arg(long, env = "PRICEHUB_STREAM_REPLAY", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
+    pub stream_replay: u64,
+
+    /// Milliseconds between two reads of the instruments on SQLite when the collector runs in another process (PostgreSQL uses LISTEN/NOTIFY).
+    #[arg(long, env = "PRICEHUB_STREAM_POLL_MS", default_value_t = 250, value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    pub stream_poll_ms: u64,
+}
+
+impl Default for StreamArgs {
+    fn default() -> Self {
+        StreamArgs {
+            stream_heartbeat: 15,
+            stream_client_buffer: 256,
+            stream_replay: 1024,
+            stream_poll_ms: 250,
+        }
+    }
 }
 
 impl Default for HttpArgs {
@@ -219,6 +253,7 @@ impl Default for HttpArgs {
             access_log: false,
             ingest: IngestArgs::default(),
             orders: OrdersArgs::default(),
+            stream: StreamArgs::default(),
         }
     }
 }

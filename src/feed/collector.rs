@@ -103,6 +103,9 @@ pub struct RunningCollector {
     pub status: Arc<CollectorStatus>,
     /// This run's receipt-key prefix.
     pub run_id: i64,
+    /// Poked after every committed batch (the instrument stream of this process waits
+    /// on it).
+    pub committed: Arc<tokio::sync::Notify>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
     http_task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -142,6 +145,7 @@ pub async fn start(
     status.spool_bytes.store(spool.bytes(), Ordering::Relaxed);
     metrics::gauge!("pricehub_feed_spool_bytes").set(spool.bytes() as f64);
     let (tx, rx) = mpsc::unbounded_channel();
+    let committed = Arc::new(tokio::sync::Notify::new());
 
     let reader = tokio::spawn(read_loop(
         opts.provider.clone(),
@@ -162,6 +166,7 @@ pub async fn start(
         outstanding: Default::default(),
         fully_read: Default::default(),
         migrated: Arc::new(AtomicBool::new(!opts.migrate)),
+        committed: committed.clone(),
     };
     let task = tokio::spawn(async move {
         let result = writer.run(rx).await;
@@ -189,6 +194,7 @@ pub async fn start(
         latest,
         status,
         run_id,
+        committed,
         task,
         http_task,
     })
@@ -385,6 +391,7 @@ struct Writer {
     /// Spool segments read to their end.
     fully_read: std::collections::HashSet<std::path::PathBuf>,
     migrated: Arc<AtomicBool>,
+    committed: Arc<tokio::sync::Notify>,
 }
 
 impl Writer {
@@ -644,6 +651,9 @@ impl Writer {
                     Ordering::Relaxed,
                 );
                 self.status.last_write_ms.store(now, Ordering::Relaxed);
+                if outcome.inserted > 0 {
+                    self.committed.notify_one();
+                }
                 if !self.status.db_ok.swap(true, Ordering::Relaxed) {
                     tracing::info!("database writable");
                 }

@@ -22,6 +22,7 @@ pub mod provider;
 pub mod routes;
 pub mod spool;
 pub mod store;
+pub mod stream;
 
 /// One trade as it travels on the wire and is stored by the collector.
 ///

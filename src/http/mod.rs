@@ -36,11 +36,13 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(crate::feed::routes::list_instruments))
         .routes(routes!(crate::feed::routes::list_trades))
         .routes(routes!(crate::feed::routes::list_candles))
+        .routes(routes!(crate::feed::stream::stream))
         .routes(routes!(
             crate::orders::routes::post_orders,
             crate::orders::routes::get_orders
         ))
         .routes(routes!(crate::orders::routes::place_order))
+        .routes(routes!(crate::orders::cap::get_cap))
         .routes(routes!(crate::orders::routes::get_orders_alias))
         .routes(routes!(ops::livez))
         .routes(routes!(ops::readyz))

@@ -16,6 +16,7 @@
 //! order (`idempotency-key-reused`); 422 an invalid field (`invalid-order`, naming it);
 //! 429 rate limited; 503 no fresh rate (`rate-unavailable`), both with `Retry-After`.
 
+pub mod cap;
 pub mod limit;
 pub mod metrics;
 pub mod money;
@@ -333,7 +334,7 @@ pub(crate) fn cap_exceeded(cap_sats: i64, sats: i128, total: Option<i64>) -> Pro
     p
 }
 
-fn btc_text(sats: i128) -> String {
+pub(crate) fn btc_text(sats: i128) -> String {
     format!(
         "{:.8}",
         rust_decimal::Decimal::from_i128_with_scale(sats, 8)

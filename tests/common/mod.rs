@@ -36,6 +36,8 @@ pub const ROUTES: &[&str] = &[
     "/instruments",
     "/instruments/{symbol}/trades",
     "/instruments/{symbol}/candles",
+    "/instruments/stream",
+    "/orders/cap",
     "/orders",
     "/place_order",
     "/get_orders",
