@@ -88,6 +88,9 @@ async fn start(
     commits: Option<Arc<tokio::sync::Notify>>,
 ) -> anyhow::Result<RunningApi> {
     telemetry::metrics_handle();
+    rates::metrics::register();
+    telemetry::register_db_errors();
+    crate::orders::metrics::register();
     let listener = TcpListener::bind(http.listen)
         .await
         .with_context(|| format!("cannot listen on {}", http.listen))?;

@@ -201,6 +201,11 @@ pub struct HttpArgs {
     #[arg(long, env = "PRICEHUB_MIGRATE", default_value_t = true, action = clap::ArgAction::Set)]
     pub migrate: bool,
 
+    /// Log one line per request (method, route template, status, latency, bytes, request id)
+    /// under the `pricehub::access` target.
+    #[arg(long, env = "PRICEHUB_ACCESS_LOG", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub access_log: bool,
+
     #[command(flatten)]
     pub conn: ConnArgs,
 
@@ -254,6 +259,7 @@ impl Default for HttpArgs {
             rates_max_days: 3660,
             migrate: true,
             conn: ConnArgs::default(),
+            access_log: false,
             ingest: IngestArgs::default(),
             orders: OrdersArgs::default(),
             stream: StreamArgs::default(),

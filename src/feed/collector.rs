@@ -132,6 +132,7 @@ pub async fn start(
     // Install the recorder before any task takes a metric handle: a handle taken
     // earlier stays bound to the no-op recorder.
     crate::telemetry::metrics_handle();
+    super::metrics::register_collector();
     let spool_dir = opts.data_dir.join("spool");
     let spool = Spool::open(
         &spool_dir,

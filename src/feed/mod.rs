@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 pub mod codec;
 pub mod collector;
 pub mod market;
+pub mod metrics;
 pub mod ops;
 pub mod provider;
 pub mod routes;

@@ -32,7 +32,7 @@ pub async fn metrics() -> impl IntoResponse {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        telemetry::metrics_handle().render(),
+        telemetry::render(),
     )
 }
 

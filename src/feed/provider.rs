@@ -88,6 +88,7 @@ pub async fn start(
 ) -> anyhow::Result<RunningProvider> {
     // Before any task takes a metric handle (one taken earlier stays a no-op).
     crate::telemetry::metrics_handle();
+    super::metrics::register_provider();
     let instruments = match &args.instruments {
         Some(list) => market::parse_instruments(list).context("--instruments")?,
         None => market::default_instruments(),

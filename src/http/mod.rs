@@ -21,7 +21,7 @@ use utoipa_axum::routes;
 
 use crate::app::AppState;
 
-const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The OpenAPI router with every API route; the document is generated from it, so a
 /// route cannot exist without being documented.
@@ -62,6 +62,7 @@ pub fn router(state: AppState) -> Router {
     let (routes, _) = api_routes().split_for_parts();
     let doc = std::sync::Arc::new(openapi_document());
     let timeout = state.http.request_timeout();
+    let access_log = state.http.access_log;
     let routes = routes
         .route_layer(axum::middleware::from_fn(middleware::track_metrics))
         .fallback(not_found)
@@ -70,6 +71,7 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::Extension(doc));
     routes.layer(
         ServiceBuilder::new()
+            .option_layer(access_log.then(|| axum::middleware::from_fn(middleware::access_log)))
             .layer(axum::middleware::from_fn(middleware::problem_json))
             .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
             .layer(

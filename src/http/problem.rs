@@ -116,6 +116,7 @@ impl Problem {
 
 impl From<sqlx::Error> for Problem {
     fn from(err: sqlx::Error) -> Self {
+        crate::telemetry::count_db_error(&err);
         if is_transient_db_error(&err) {
             Problem::unavailable(err)
         } else {

@@ -18,6 +18,7 @@
 
 pub mod cap;
 pub mod limit;
+pub mod metrics;
 pub mod money;
 pub mod rates;
 pub mod redis;
@@ -124,7 +125,7 @@ pub struct Orders {
 }
 
 pub(crate) fn outcome(label: &'static str) {
-    metrics::counter!("pricehub_orders_total", "outcome" => label).increment(1);
+    ::metrics::counter!("pricehub_orders_total", "outcome" => label).increment(1);
 }
 
 pub fn cursor_of(o: &Order) -> String {
@@ -200,9 +201,9 @@ impl Orders {
             trusted_proxies: args.trusted_proxies.clone(),
         });
         if let Ok(total) = store::ledger_total(&orders.db).await {
-            metrics::gauge!("pricehub_orders_btc_total").set(sats_to_btc_f64(total));
+            ::metrics::gauge!("pricehub_orders_btc_total").set(sats_to_btc_f64(total));
         }
-        metrics::gauge!("pricehub_orders_btc_cap").set(sats_to_btc_f64(orders.cap_sats));
+        ::metrics::gauge!("pricehub_orders_btc_cap").set(sats_to_btc_f64(orders.cap_sats));
         let o = orders.clone();
         tasks.push(tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(60));
@@ -239,6 +240,7 @@ impl Orders {
                 key,
                 rates,
                 reply,
+                span: tracing::Span::current(),
             })
             .await
             .map_err(|_| stopped())?;
@@ -268,7 +270,7 @@ impl Orders {
     /// Refreshes the gauges that come from the database (called on `/metrics`).
     pub async fn record_metrics(&self) {
         if let Ok(total) = store::ledger_total(&self.db).await {
-            metrics::gauge!("pricehub_orders_btc_total").set(sats_to_btc_f64(total));
+            ::metrics::gauge!("pricehub_orders_btc_total").set(sats_to_btc_f64(total));
         }
         self.rates.record_age();
     }

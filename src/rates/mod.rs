@@ -8,6 +8,7 @@ pub mod demo;
 pub mod dump;
 pub mod import;
 pub mod ingest;
+pub mod metrics;
 pub mod query;
 pub mod routes;
 pub mod store;

@@ -374,6 +374,9 @@ impl Ingest {
         }
         tx.commit().await?;
         metrics::counter!("pricehub_ingest_batches_total", "mode" => "async", "outcome" => "accepted").increment(1);
+        // In the request's span: this line ties the request id to the batch id that the
+        // worker's lines carry.
+        tracing::info!(batch_id = %id, bytes = body.len(), "async batch accepted");
         self.wake.notify_one();
         Ok(outcome.into_response())
     }

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::parse::{Parsed, Rejection};
 use super::store::{self, Claimed, Finish};
@@ -130,6 +131,11 @@ impl Ingest {
         let Some(batch) = store::claim_next(&self.db, |n| retry.delay(n)).await? else {
             return Ok(false);
         };
+        // Every line about this batch carries its id (the accepting request logged the same
+        // id with its request id: "async batch accepted").
+        let span = tracing::Span::current();
+        span.record("batch_id", tracing::field::display(&batch.id));
+        span.record("attempt", batch.attempts);
         if batch.attempts > retry.max_attempts {
             // Earlier attempts never finished (the process died with the batch in hand).
             let last = batch
@@ -268,7 +274,12 @@ impl Ingest {
                 if shutdown.is_cancelled() {
                     return;
                 }
-                match ingest.process_one().await {
+                let span = tracing::info_span!(
+                    "ingest_batch",
+                    batch_id = tracing::field::Empty,
+                    attempt = tracing::field::Empty
+                );
+                match ingest.process_one().instrument(span).await {
                     Ok(true) => {
                         backoff = Duration::from_millis(200);
                         continue;
