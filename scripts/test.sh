@@ -71,6 +71,7 @@ stage cargo-test cargo test --all-targets --locked "$@"
 # Stages after the Rust suite run only on a whole run (no extra arguments).
 # Each checks one part of the delivery kit against the real tool (one line each).
 if [ $# -eq 0 ]; then
+  stage schemathesis scripts/test-schemathesis.sh
   stage observability scripts/test-observability.sh
   stage fuzz scripts/fuzz.sh
   stage containers scripts/test-containers.sh

@@ -45,9 +45,8 @@ impl Key {
                     && k.bytes().all(|b| (0x21..=0x7e).contains(&b))
             })
             .ok_or_else(|| {
-                Problem::bad_request(
-                    "invalid-idempotency-key",
-                    "Invalid Idempotency-Key",
+                Problem::new(
+                    crate::http::problem::Kind::InvalidIdempotencyKey,
                     format!("Idempotency-Key must be 1 to {MAX_KEY_LEN} visible ASCII characters"),
                 )
             })?;
@@ -129,9 +128,7 @@ pub enum Claim {
 
 fn mismatch() -> Problem {
     Problem::new(
-        StatusCode::CONFLICT,
-        "idempotency-key-reused",
-        "Idempotency-Key reused",
+        crate::http::problem::Kind::IdempotencyKeyReused,
         "this Idempotency-Key was already used with a different request body",
     )
 }

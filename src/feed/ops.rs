@@ -37,9 +37,8 @@ pub async fn metrics() -> impl IntoResponse {
 }
 
 async fn not_found(uri: axum::http::Uri) -> Problem {
-    Problem::not_found(
-        "not-found",
-        "Not found",
+    Problem::new(
+        crate::http::problem::Kind::NotFound,
         format!("no route for {}", uri.path()),
     )
 }

@@ -22,7 +22,6 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::Router;
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use bytes::{Bytes, BytesMut};
 use tokio::io::AsyncWriteExt;
@@ -448,9 +447,7 @@ async fn readyz(State(s): State<SideState>) -> impl IntoResponse {
 async fn currentprice(State(s): State<SideState>) -> Result<impl IntoResponse, Problem> {
     let body = coindesk_currentprice(&s.latest).ok_or_else(|| {
         Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "no-btc-price",
-            "No BTC price",
+            crate::http::problem::Kind::NoBtcPrice,
             "this provider has no BTCUSD, BTCEUR and BTCGBP prices (legacy mode, or instruments without them)",
         )
     })?;

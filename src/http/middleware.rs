@@ -89,9 +89,7 @@ pub async fn timeout(State(limit): State<Duration>, req: Request, next: Next) ->
     match tokio::time::timeout(limit, next.run(req)).await {
         Ok(resp) => resp,
         Err(_) => Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "timeout",
-            "Request timed out",
+            problem::Kind::Timeout,
             format!("the request did not finish within {} s", limit.as_secs()),
         )
         .into_response(),

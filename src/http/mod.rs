@@ -1,9 +1,11 @@
 //! Router assembly, shared middleware and the server loop with graceful shutdown.
 
 pub mod auth;
+pub mod body;
 pub mod middleware;
 pub mod openapi;
 pub mod ops;
+pub mod params;
 pub mod problem;
 pub mod server;
 
@@ -51,10 +53,10 @@ fn api_routes() -> OpenApiRouter<AppState> {
 }
 
 /// The OpenAPI document of every route.
-pub fn openapi_document() -> utoipa::openapi::OpenApi {
+pub fn openapi_document() -> serde_json::Value {
     let (_, mut doc) = api_routes().split_for_parts();
     doc.info.version = crate::telemetry::full_version();
-    doc
+    openapi::finish(doc)
 }
 
 /// Builds the whole HTTP application.
@@ -93,18 +95,15 @@ pub fn router(state: AppState) -> Router {
 async fn not_found(uri: axum::http::Uri) -> problem::Problem {
     metrics::counter!("pricehub_http_requests_total", "method" => "any", "route" => "unmatched", "status" => "4xx")
         .increment(1);
-    problem::Problem::not_found(
-        "not-found",
-        "Not found",
+    problem::Problem::new(
+        problem::Kind::NotFound,
         format!("no route for {}", uri.path()),
     )
 }
 
 async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> problem::Problem {
     problem::Problem::new(
-        axum::http::StatusCode::METHOD_NOT_ALLOWED,
-        "method-not-allowed",
-        "Method not allowed",
+        problem::Kind::MethodNotAllowed,
         format!("{method} is not allowed on {}", uri.path()),
     )
 }

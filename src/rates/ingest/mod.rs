@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use self::parse::{Checked, Format, Parsed, Rejection};
 use crate::db::{Db, Tx};
-use crate::http::problem::Problem;
+use crate::http::problem::{Kind, Problem};
 use crate::idempotency::{self, Claim, Key, Outcome};
 use crate::rates::cache::RatesCache;
 use crate::rates::catalog::Catalog;
@@ -83,24 +83,17 @@ pub fn rejection_problem(r: &Rejection) -> Problem {
             r.errors.len()
         )
     };
-    Problem::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid-batch",
-        "Invalid batch",
-        detail,
-    )
-    .with("errors", &r.errors)
-    .with("error_count", r.error_count)
-    .with("row_count", r.row_count)
+    Problem::new(Kind::InvalidBatch, detail)
+        .with("errors", &r.errors)
+        .with("error_count", r.error_count)
+        .with("row_count", r.row_count)
 }
 
 impl From<store::WriteError> for Problem {
     fn from(e: store::WriteError) -> Problem {
         match e {
             store::WriteError::UnknownPorts(codes) => Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid-batch",
-                "Invalid batch",
+                Kind::InvalidBatch,
                 format!(
                     "unknown port codes (removed while the batch was written): {codes}; nothing was stored"
                 ),
@@ -112,9 +105,7 @@ impl From<store::WriteError> for Problem {
 
 pub fn too_many_rows(max: usize) -> Problem {
     Problem::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "too-many-rows",
-        "Too many rows",
+        Kind::TooManyRows,
         format!("a batch may have at most {max} rows; split it or raise --ingest-max-rows"),
     )
     .with("max_rows", max)
