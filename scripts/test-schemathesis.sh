@@ -106,6 +106,12 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "409",
 # media type is accepted (202) and an invalid one ends `rejected` at GET /batches/{id}.
 checks.negative_data_rejection.enabled = false
 
+# An event stream never ends: a request/response tester can only time out on it.
+# tests/stream.rs checks it (events, resume, heartbeats, slow clients).
+[[operations]]
+include-path = "/instruments/stream"
+enabled = false
+
 [[operations]]
 include-path-regex = "^/(orders|place_order)$"
 include-method = "POST"

@@ -63,7 +63,7 @@ use super::store::{self, InstrumentRow};
 use crate::app::AppState;
 use crate::config::StreamArgs;
 use crate::db::Db;
-use crate::http::problem::{Problem, ProblemBody};
+use crate::http::problem::{Kind, Problem, ProblemBody};
 
 /// The PostgreSQL channel the `instruments` trigger notifies.
 pub const CHANNEL: &str = "pricehub_feed";
@@ -519,8 +519,8 @@ async fn sleep_or_stop(stop: &CancellationToken) -> bool {
         ("Last-Event-ID" = Option<String>, Header, description = "Id of the last event received, to resume after it", example = "9f3a61c2-42"),
     ),
     responses(
-        (status = 200, description = "An event stream; each `data` line is a StreamEvent", body = StreamEvent, content_type = "text/event-stream"),
-        (status = 400, description = "Last-Event-ID is not an id this API issues", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 200, description = "An event stream; each data line is a StreamEvent", body = StreamEvent, content_type = "text/event-stream"),
+        (status = 400, description = "Last-Event-ID is not an id this API issues (`invalid-last-event-id`)", body = ProblemBody, content_type = "application/problem+json"),
     ))]
 pub async fn stream(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let last = headers.get("last-event-id").map(|v| v.to_str());
@@ -546,9 +546,8 @@ pub async fn stream(State(state): State<AppState>, headers: HeaderMap) -> Respon
 }
 
 fn bad_id() -> Problem {
-    Problem::bad_request(
-        "invalid-last-event-id",
-        "Invalid Last-Event-ID",
+    Problem::new(
+        Kind::InvalidLastEventId,
         "Last-Event-ID must be the id of an event from this stream (<epoch>-<seq>); omit it to start afresh",
     )
     .with("parameter", "Last-Event-ID")

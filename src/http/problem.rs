@@ -121,6 +121,8 @@ catalogue! {
         when "The body's `Content-Type` is not one the route accepts.", extra [];
     InvalidIdempotencyKey = "invalid-idempotency-key", BAD_REQUEST, "Invalid Idempotency-Key",
         when "`Idempotency-Key` is empty, longer than 255 bytes, or not visible ASCII.", extra [];
+    InvalidLastEventId = "invalid-last-event-id", BAD_REQUEST, "Invalid Last-Event-ID",
+        when "`Last-Event-ID` on the price stream is not an event id this stream sent.", extra ["parameter"];
     IdempotencyKeyReused = "idempotency-key-reused", CONFLICT, "Idempotency-Key reused",
         when "An `Idempotency-Key` already used with a different request.", extra [];
     // Authorisation and limits.

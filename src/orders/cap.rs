@@ -34,7 +34,7 @@ pub struct CapView {
 #[utoipa::path(get, path = "/orders/cap", tag = "orders",
     responses(
         (status = 200, description = "The cap and its use", body = CapView),
-        (status = 503, description = "Database unavailable", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "Database unavailable (`unavailable`)", body = ProblemBody, content_type = "application/problem+json"),
     ))]
 pub async fn get_cap(State(state): State<AppState>) -> Result<Json<CapView>, Problem> {
     let used = store::ledger_total(&state.orders.db).await?;
