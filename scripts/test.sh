@@ -73,7 +73,6 @@ stage cargo-test cargo test --all-targets --locked "$@"
 if [ $# -eq 0 ]; then
   stage schemathesis scripts/test-schemathesis.sh
   stage observability scripts/test-observability.sh
-  stage fuzz scripts/fuzz.sh
   stage containers scripts/test-containers.sh
   stage delivery scripts/test-delivery.sh
 fi
