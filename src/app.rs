@@ -27,6 +27,7 @@ pub struct AppState {
     pub ingest: Arc<Ingest>,
     pub orders: Arc<Orders>,
     pub http: Arc<HttpArgs>,
+    pub status: Arc<crate::status::Status>,
 }
 
 /// A running API: its address and a way to stop it.
@@ -98,12 +99,14 @@ pub async fn start_api_with_feed(
     }
     let (orders, tasks) = Orders::start(db.clone(), &http.orders, feed, shutdown.clone()).await?;
     background.extend(tasks);
+    let status = crate::status::Status::start(&db, &http.status).await;
     let state = AppState {
         db,
         rates,
         ingest,
         orders,
         http: Arc::new(http),
+        status,
     };
     let app = http::router(state.clone());
     let grace = state.http.shutdown_timeout();

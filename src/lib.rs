@@ -8,4 +8,5 @@ pub mod http;
 pub mod idempotency;
 pub mod orders;
 pub mod rates;
+pub mod status;
 pub mod telemetry;

@@ -1,6 +1,7 @@
 //! Router assembly, shared middleware and the server loop with graceful shutdown.
 
 pub mod auth;
+pub mod client_ip;
 pub mod middleware;
 pub mod openapi;
 pub mod ops;
@@ -30,6 +31,8 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 fn api_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(crate::rates::routes::get_rates))
+        .routes(routes!(crate::rates::places::get_ports))
+        .routes(routes!(crate::rates::places::get_regions))
         .routes(routes!(crate::rates::ingest::routes::post_prices))
         .routes(routes!(crate::rates::ingest::routes::post_batches))
         .routes(routes!(crate::rates::ingest::routes::get_batch))
@@ -48,6 +51,10 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(ops::version))
         .routes(routes!(openapi::openapi_json))
         .routes(routes!(openapi::docs_page))
+        .routes(routes!(crate::status::page::status_page))
+        .routes(routes!(crate::status::page::status_json))
+        .routes(routes!(crate::status::explorer::explorer_page))
+        .routes(routes!(crate::status::explorer::explorer_csv))
 }
 
 /// The OpenAPI document of every route.
@@ -63,6 +70,7 @@ pub fn router(state: AppState) -> Router {
     let doc = std::sync::Arc::new(openapi_document());
     let timeout = state.http.request_timeout();
     let routes = routes
+        .merge(crate::status::routes())
         .route_layer(axum::middleware::from_fn(middleware::track_metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -18,7 +18,8 @@ use utoipa::OpenApi;
         (name = "ingest", description = "Atomic batch ingestion of prices (bearer token)"),
         (name = "feed", description = "Live price feed: instruments, stored trades, candles"),
         (name = "orders", description = "BTC buy orders under a hard cap (rate limited per client)"),
-        (name = "operations", description = "Health, metrics, version and this documentation")
+        (name = "operations", description = "Health, metrics, version and this documentation"),
+        (name = "status", description = "The status page and the rates explorer's lookups (ports, regions)")
     )
 )]
 pub struct ApiDoc;
