@@ -59,6 +59,7 @@ async fn the_status_page_counts_each_reload_once() {
     // The theme follows the system; a dark scheme is defined.
     let css = app.get("/assets/app.css").await.text().await.unwrap();
     assert!(css.contains("@media (prefers-color-scheme: dark)"));
+    browser.js("document.activeElement.blur()", vec![]).await;
     browser.viewport(DESKTOP).await;
     browser.screenshot("status-desktop", true).await;
     browser.viewport(PHONE).await;
