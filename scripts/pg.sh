@@ -4,6 +4,8 @@
 #                                    (a free port when omitted); prints the admin URL
 #   scripts/pg.sh stop DIR
 #   PG_FAST=1 turns off fsync and synchronous commit (tests only, never benchmarks).
+#   PG_PASSWORD=… makes a server that checks passwords (scram-sha-256) for its `postgres`
+#   user (tests of wrong-password start-ups); the URL printed then carries no password.
 # initdb and postgres refuse to run as root: as root they run as the `postgres` user.
 set -euo pipefail
 
@@ -24,8 +26,15 @@ case "$cmd" in
     dir=$(cd "$dir" && pwd)
     [ "$(id -u)" -eq 0 ] && chown postgres: "$dir"
     if [ ! -f "$dir/data/PG_VERSION" ]; then
-      as_pg "$PGBIN/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --locale=C -N >"$dir/initdb.log" 2>&1 \
+      auth=(--auth=trust)
+      if [ -n "${PG_PASSWORD:-}" ]; then
+        printf '%s\n' "$PG_PASSWORD" >"$dir/pwfile"
+        [ "$(id -u)" -eq 0 ] && chown postgres: "$dir/pwfile"
+        auth=(--auth-host=scram-sha-256 --auth-local=trust "--pwfile=$dir/pwfile")
+      fi
+      as_pg "$PGBIN/initdb" -D "$dir/data" -U postgres "${auth[@]}" -E UTF8 --locale=C -N >"$dir/initdb.log" 2>&1 \
         || { cat "$dir/initdb.log" >&2; exit 1; }
+      rm -f "$dir/pwfile"
     fi
     opts="-c listen_addresses=127.0.0.1 -p $port -k $dir -c max_connections=200 -c shared_buffers=256MB"
     if [ "${PG_FAST:-0}" = "1" ]; then

@@ -71,5 +71,8 @@ stage cargo-test cargo test --all-targets --locked "$@"
 # Stages after the Rust suite run only on a whole run (no extra arguments).
 # Each checks one part of the delivery kit against the real tool (one line each).
 if [ $# -eq 0 ]; then
-  :
+  stage schemathesis scripts/test-schemathesis.sh
+  stage observability scripts/test-observability.sh
+  stage containers scripts/test-containers.sh
+  stage delivery scripts/test-delivery.sh
 fi

@@ -26,6 +26,7 @@ pub struct AppState {
     pub rates: Arc<RatesCache>,
     pub ingest: Arc<Ingest>,
     pub orders: Arc<Orders>,
+    pub stream: Arc<feed::stream::StreamHub>,
     pub http: Arc<HttpArgs>,
     pub status: Arc<crate::status::Status>,
 }
@@ -75,11 +76,29 @@ pub async fn start_api_with_feed(
     shutdown: CancellationToken,
     feed: Option<Arc<dyn LatestPrices>>,
 ) -> anyhow::Result<RunningApi> {
+    start(db, http, shutdown, feed, None).await
+}
+
+/// The API with, optionally, the in-process feed's latest prices (orders) and its commit
+/// notifications (the instrument stream).
+async fn start(
+    db: Db,
+    http: HttpArgs,
+    shutdown: CancellationToken,
+    feed: Option<Arc<dyn LatestPrices>>,
+    commits: Option<Arc<tokio::sync::Notify>>,
+) -> anyhow::Result<RunningApi> {
     telemetry::metrics_handle();
+    rates::metrics::register();
+    telemetry::register_db_errors();
+    crate::orders::metrics::register();
     let listener = TcpListener::bind(http.listen)
         .await
         .with_context(|| format!("cannot listen on {}", http.listen))?;
     let addr = listener.local_addr()?;
+    // Background work keeps running while the listener drains.
+    let signal = shutdown.clone();
+    let shutdown = http::server::after_drain(&signal, http.conn.drain_delay());
     let rates = RatesCache::new(db.clone());
     let mut background = vec![rates.spawn_watcher(shutdown.clone())];
     if let Db::Postgres(pool) = &db {
@@ -93,6 +112,7 @@ pub async fn start_api_with_feed(
         db.clone(),
         rates.clone(),
         http.ingest.ingest_max_rows as usize,
+        (&http.ingest).into(),
     );
     if http.ingest.ingest_worker {
         background.push(ingest.spawn_worker(shutdown.clone()));
@@ -100,22 +120,28 @@ pub async fn start_api_with_feed(
     let (orders, tasks) = Orders::start(db.clone(), &http.orders, feed, shutdown.clone()).await?;
     background.extend(tasks);
     let status = crate::status::Status::start(&db, &http.status).await;
+    let stream = feed::stream::StreamHub::new(http.stream.clone(), shutdown.clone());
+    background.extend(stream.spawn(db.clone(), feed::stream::Trigger::for_db(&db, commits)));
     let state = AppState {
         db,
         rates,
         ingest,
         orders,
+        stream,
         http: Arc::new(http),
         status,
     };
     let app = http::router(state.clone());
-    let grace = state.http.shutdown_timeout();
-    let token = shutdown.clone();
-    let task = tokio::spawn(async move { http::serve(listener, app, token, grace).await });
+    let opts = http::ServeOptions {
+        name: "api",
+        conn: state.http.conn.clone(),
+        grace: state.http.shutdown_timeout(),
+    };
+    let task = tokio::spawn(http::serve(listener, app, signal.clone(), opts));
     Ok(RunningApi {
         addr,
         state,
-        shutdown,
+        shutdown: signal,
         task,
         background,
     })
@@ -170,7 +196,8 @@ pub async fn all(args: AllArgs) -> anyhow::Result<()> {
     let hook = feed
         .as_ref()
         .map(|(_, collector)| Arc::new(collector.latest.clone()) as Arc<dyn LatestPrices>);
-    let api = start_api_with_feed(db.clone(), args.http, shutdown, hook).await?;
+    let commits = feed.as_ref().map(|(_, c)| c.committed.clone());
+    let api = start(db.clone(), args.http, shutdown, hook, commits).await?;
     tracing::info!(
         addr = %api.addr,
         database = %url,

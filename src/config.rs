@@ -146,9 +146,13 @@ pub struct LogArgs {
 /// Database connection settings shared by every subcommand that touches storage.
 #[derive(Args, Clone, Debug)]
 pub struct DbArgs {
-    /// Database URL: `postgres://user:pass@host/db` or `sqlite://path/to/file.db`.
-    #[arg(long, env = "DATABASE_URL", value_parser = DatabaseUrlParser)]
+    /// Database URL: `postgres://user:pass@host/db` or `sqlite://path/to/file.db` (or a file named by `DATABASE_URL_FILE`).
+    #[arg(long, env = "DATABASE_URL", value_parser = DatabaseUrlParser, hide_env_values = true)]
     pub database_url: DatabaseUrl,
+
+    /// PostgreSQL password, used instead of one in the URL (or a file named by `PRICEHUB_DATABASE_PASSWORD_FILE`).
+    #[arg(long, env = "PRICEHUB_DATABASE_PASSWORD", hide_env_values = true)]
+    pub database_password: Option<Secret>,
 
     /// Maximum connections in the pool.
     #[arg(long, env = "PRICEHUB_DB_MAX_CONNECTIONS", default_value_t = 16)]
@@ -163,6 +167,7 @@ impl DbArgs {
     pub fn new(database_url: DatabaseUrl) -> Self {
         DbArgs {
             database_url,
+            database_password: None,
             db_max_connections: 16,
             db_acquire_timeout: 5,
         }
@@ -196,6 +201,14 @@ pub struct HttpArgs {
     #[arg(long, env = "PRICEHUB_MIGRATE", default_value_t = true, action = clap::ArgAction::Set)]
     pub migrate: bool,
 
+    /// Log one line per request (method, route template, status, latency, bytes, request id)
+    /// under the `pricehub::access` target.
+    #[arg(long, env = "PRICEHUB_ACCESS_LOG", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub access_log: bool,
+
+    #[command(flatten)]
+    pub conn: ConnArgs,
+
     #[command(flatten)]
     pub ingest: IngestArgs,
 
@@ -204,6 +217,40 @@ pub struct HttpArgs {
 
     #[command(flatten)]
     pub status: StatusArgs,
+
+    #[command(flatten)]
+    pub stream: StreamArgs,
+}
+
+/// The live instrument stream (`GET /instruments/stream`, Server-Sent Events).
+#[derive(Args, Clone, Debug)]
+pub struct StreamArgs {
+    /// Seconds without an event after which a stream gets a heartbeat comment.
+    #[arg(long, env = "PRICEHUB_STREAM_HEARTBEAT", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub stream_heartbeat: u64,
+
+    /// Events a stream client may fall behind before it is disconnected.
+    #[arg(long, env = "PRICEHUB_STREAM_CLIENT_BUFFER", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    pub stream_client_buffer: u64,
+
+    /// Recent events kept so that a reconnecting client (Last-Event-ID) can resume.
+    #[arg(long, env = "PRICEHUB_STREAM_REPLAY", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
+    pub stream_replay: u64,
+
+    /// Milliseconds between two reads of the instruments on SQLite when the collector runs in another process (PostgreSQL uses LISTEN/NOTIFY).
+    #[arg(long, env = "PRICEHUB_STREAM_POLL_MS", default_value_t = 250, value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    pub stream_poll_ms: u64,
+}
+
+impl Default for StreamArgs {
+    fn default() -> Self {
+        StreamArgs {
+            stream_heartbeat: 15,
+            stream_client_buffer: 256,
+            stream_replay: 1024,
+            stream_poll_ms: 250,
+        }
+    }
 }
 
 impl Default for HttpArgs {
@@ -214,9 +261,12 @@ impl Default for HttpArgs {
             shutdown_timeout: 30,
             rates_max_days: 3660,
             migrate: true,
+            conn: ConnArgs::default(),
+            access_log: false,
             ingest: IngestArgs::default(),
             orders: OrdersArgs::default(),
             status: StatusArgs::default(),
+            stream: StreamArgs::default(),
         }
     }
 }
@@ -255,6 +305,55 @@ impl StatusArgs {
     }
 }
 
+/// Connection limits and draining of an HTTP server (the API, or a feed process's side
+/// port). Each process runs one HTTP server, so the same flags serve every subcommand.
+#[derive(Args, Clone, Debug, PartialEq, Eq)]
+pub struct ConnArgs {
+    /// Seconds a client has to send a complete request head (request line and headers) after connecting or after its first byte; then the connection is closed (slowloris guard).
+    #[arg(long, env = "PRICEHUB_HTTP_HEADER_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub http_header_timeout: u64,
+
+    /// Seconds an idle keep-alive connection (no request in progress) stays open.
+    #[arg(long, env = "PRICEHUB_HTTP_IDLE_TIMEOUT", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub http_idle_timeout: u64,
+
+    /// Largest request head (request line and headers) in bytes; larger gets 431.
+    #[arg(long, env = "PRICEHUB_HTTP_MAX_HEADER_BYTES", default_value_t = 64 * 1024, value_parser = clap::value_parser!(u64).range(1024..=16 * 1024 * 1024))]
+    pub http_max_header_bytes: u64,
+
+    /// Most open connections; past it a new connection is answered 503 and closed (lowered to fit the descriptor limit).
+    #[arg(long, env = "PRICEHUB_HTTP_MAX_CONNECTIONS", default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub http_max_connections: u64,
+
+    /// Seconds after SIGTERM during which /readyz answers 503 "draining" while requests are still served; then the listener closes.
+    #[arg(long, env = "PRICEHUB_DRAIN_DELAY", default_value_t = 0)]
+    pub drain_delay: u64,
+}
+
+impl Default for ConnArgs {
+    fn default() -> Self {
+        ConnArgs {
+            http_header_timeout: 10,
+            http_idle_timeout: 60,
+            http_max_header_bytes: 64 * 1024,
+            http_max_connections: 4096,
+            drain_delay: 0,
+        }
+    }
+}
+
+impl ConnArgs {
+    pub fn header_timeout(&self) -> Duration {
+        Duration::from_secs(self.http_header_timeout)
+    }
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.http_idle_timeout)
+    }
+    pub fn drain_delay(&self) -> Duration {
+        Duration::from_secs(self.drain_delay)
+    }
+}
+
 /// A secret setting (token, password): never printed by `Debug` or in logs.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -288,7 +387,7 @@ impl fmt::Debug for Secret {
 /// Batch ingestion of prices (`POST /prices`, `POST /batches`).
 #[derive(Args, Clone, Debug)]
 pub struct IngestArgs {
-    /// Bearer token that authorises writes; with none set, ingestion is disabled (403).
+    /// Bearer token that authorises writes (or a file named by `PRICEHUB_INGEST_TOKEN_FILE`); with none set, ingestion is disabled (403).
     #[arg(long, env = "PRICEHUB_INGEST_TOKEN", hide_env_values = true)]
     pub ingest_token: Option<Secret>,
 
@@ -303,6 +402,18 @@ pub struct IngestArgs {
     /// Run the worker that commits asynchronous batches (`POST /batches`) in this process.
     #[arg(long, env = "PRICEHUB_INGEST_WORKER", default_value_t = true, action = clap::ArgAction::Set)]
     pub ingest_worker: bool,
+
+    /// Attempts at an async batch before one that keeps failing is rejected (dead-lettered).
+    #[arg(long, env = "PRICEHUB_INGEST_MAX_ATTEMPTS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub ingest_max_attempts: u32,
+
+    /// Delay before retrying an async batch whose attempt failed, in ms; doubled each time.
+    #[arg(long, env = "PRICEHUB_INGEST_RETRY_BASE_MS", default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub ingest_retry_base_ms: u64,
+
+    /// Longest delay between two attempts at an async batch, in ms.
+    #[arg(long, env = "PRICEHUB_INGEST_RETRY_MAX_MS", default_value_t = 300_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub ingest_retry_max_ms: u64,
 }
 
 impl Default for IngestArgs {
@@ -312,6 +423,9 @@ impl Default for IngestArgs {
             ingest_max_body_bytes: 100 * 1024 * 1024,
             ingest_max_rows: 1_000_000,
             ingest_worker: true,
+            ingest_max_attempts: 10,
+            ingest_retry_base_ms: 1_000,
+            ingest_retry_max_ms: 300_000,
         }
     }
 }
@@ -355,7 +469,7 @@ pub struct OrdersArgs {
     #[arg(long, env = "PRICEHUB_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Vec<ipnet::IpNet>,
 
-    /// Redis URL; shares the BTC rate cache and the rate limits between API replicas.
+    /// Redis URL (or a file named by `REDIS_URL_FILE`); shares the BTC rate cache and the rate limits between API replicas.
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<Secret>,
 
@@ -406,7 +520,7 @@ pub struct AllArgs {
     pub data_dir: PathBuf,
 
     /// Use this database instead of the SQLite file in the data directory.
-    #[arg(long, env = "DATABASE_URL", value_parser = DatabaseUrlParser)]
+    #[arg(long, env = "DATABASE_URL", value_parser = DatabaseUrlParser, hide_env_values = true)]
     pub database_url: Option<DatabaseUrl>,
 
     /// Do not generate the synthetic demo data set when the database has no rates.
@@ -526,6 +640,9 @@ pub struct ProviderArgs {
     /// Start the market only once this many clients are connected (broadcast mode).
     #[arg(long, env = "PRICEHUB_PROVIDER_WAIT_FOR_CLIENTS", default_value_t = 0)]
     pub wait_for_clients: usize,
+
+    #[command(flatten)]
+    pub conn: ConnArgs,
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {
@@ -549,6 +666,7 @@ impl Default for ProviderArgs {
             client_buffer: 65_536,
             max_trades: None,
             wait_for_clients: 0,
+            conn: ConnArgs::default(),
         }
     }
 }
@@ -603,6 +721,10 @@ pub struct CollectorOptions {
     /// Apply pending migrations when the database is first reached.
     #[arg(long, env = "PRICEHUB_MIGRATE", default_value_t = true, action = clap::ArgAction::Set)]
     pub migrate: bool,
+
+    /// Connection limits of the HTTP side port.
+    #[command(flatten)]
+    pub conn: ConnArgs,
 }
 
 impl CollectorOptions {
@@ -617,6 +739,7 @@ impl CollectorOptions {
             spool_segment_bytes: 16 << 20,
             shutdown_timeout: 10,
             migrate: true,
+            conn: ConnArgs::default(),
         }
     }
 }

@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
 use crate::db::Tx;
+use crate::db::text::text;
 use crate::http::problem::Problem;
 
 pub const HEADER: &str = "idempotency-key";
@@ -44,9 +45,8 @@ impl Key {
                     && k.bytes().all(|b| (0x21..=0x7e).contains(&b))
             })
             .ok_or_else(|| {
-                Problem::bad_request(
-                    "invalid-idempotency-key",
-                    "Invalid Idempotency-Key",
+                Problem::new(
+                    crate::http::problem::Kind::InvalidIdempotencyKey,
                     format!("Idempotency-Key must be 1 to {MAX_KEY_LEN} visible ASCII characters"),
                 )
             })?;
@@ -128,9 +128,7 @@ pub enum Claim {
 
 fn mismatch() -> Problem {
     Problem::new(
-        StatusCode::CONFLICT,
-        "idempotency-key-reused",
-        "Idempotency-Key reused",
+        crate::http::problem::Kind::IdempotencyKeyReused,
         "this Idempotency-Key was already used with a different request body",
     )
 }
@@ -199,13 +197,18 @@ pub async fn claim(tx: &mut Tx, key: &Key) -> Result<Claim, Problem> {
 }
 
 /// Records the outcome of the request that owns `key` (same transaction as the write).
+///
+/// The body goes through [`text`], a no-op for the JSON pricehub answers with (serde_json
+/// escapes every control character), so a replay is byte-identical to the first answer
+/// on both backends, whatever the request held.
 pub async fn store(tx: &mut Tx, key: &Key, outcome: &Outcome) -> Result<(), sqlx::Error> {
+    let body = text(&outcome.body);
     let q = "UPDATE idempotency_keys SET status_code = $1, response = $2, location = $3 WHERE scope = $4 AND key = $5";
     match tx {
         Tx::Postgres(t) => {
             sqlx::query(q)
                 .bind(i32::from(outcome.status))
-                .bind(&outcome.body)
+                .bind(body.as_ref())
                 .bind(&outcome.location)
                 .bind(key.scope)
                 .bind(&key.key)
@@ -215,7 +218,7 @@ pub async fn store(tx: &mut Tx, key: &Key, outcome: &Outcome) -> Result<(), sqlx
         Tx::Sqlite(t) => {
             sqlx::query(q)
                 .bind(i32::from(outcome.status))
-                .bind(&outcome.body)
+                .bind(body.as_ref())
                 .bind(&outcome.location)
                 .bind(key.scope)
                 .bind(&key.key)

@@ -4,7 +4,7 @@ use clap::{Parser, Subcommand};
 use pricehub::config::{
     AllArgs, CollectorArgs, ImportArgs, LogArgs, MigrateArgs, ProviderArgs, ServeArgs,
 };
-use pricehub::{app, telemetry};
+use pricehub::{app, healthcheck, secret_files, telemetry};
 
 /// Self-hostable price platform: freight rates, live prices, BTC buy orders.
 ///
@@ -48,11 +48,18 @@ enum Command {
     Provider(ProviderArgs),
     /// Collect the live feed from a provider into the database.
     Collector(CollectorArgs),
+    /// Probe a pricehub HTTP endpoint (`/readyz` by default): exit 0 when healthy, 1 when not.
+    Healthcheck(healthcheck::HealthcheckArgs),
 }
 
 fn main() -> std::process::ExitCode {
+    if let Err(e) = secret_files::load_from_environment() {
+        eprintln!("error: {e}");
+        return std::process::ExitCode::from(2);
+    }
     let cli = Cli::parse();
     telemetry::init_logging(&cli.log);
+    pricehub::http::server::raise_fd_limit();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -63,14 +70,19 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
+    let command = cli.command.unwrap_or(Command::All(cli.all));
+    if let Command::Healthcheck(a) = command {
+        return runtime.block_on(healthcheck::run(a));
+    }
     let result = runtime.block_on(async {
-        match cli.command.unwrap_or(Command::All(cli.all)) {
+        match command {
             Command::Serve(a) => app::serve(a).await,
             Command::All(a) => app::all(a).await,
             Command::Import(a) => app::import(a).await,
             Command::Migrate(a) => app::migrate(a).await,
             Command::Provider(a) => app::provider(a).await,
             Command::Collector(a) => app::collector(a).await,
+            Command::Healthcheck(_) => unreachable!("handled above"),
         }
     });
     match result {

@@ -4,7 +4,15 @@
 
 use std::process::Command;
 
-const SUBCOMMANDS: &[&str] = &["serve", "all", "import", "migrate", "provider", "collector"];
+const SUBCOMMANDS: &[&str] = &[
+    "serve",
+    "all",
+    "import",
+    "migrate",
+    "provider",
+    "collector",
+    "healthcheck",
+];
 const BEGIN: &str = "<!-- BEGIN GENERATED: cargo test --test docs -->";
 const END: &str = "<!-- END GENERATED -->";
 

@@ -80,6 +80,20 @@ async fn instruments_trades_candles(backend: Backend) {
         seen.windows(2).all(|w| w[0] > w[1]),
         "strictly newest first"
     );
+    // The plain `<ms>:<id>` cursor earlier versions sent still pages the same; an empty
+    // value counts as absent (docs/api.md).
+    let (ts, id) = seen[59];
+    let (_, _, old) = app
+        .get_json(&format!(
+            "/instruments/BTCUSD/trades?limit=60&cursor={ts}:{id}"
+        ))
+        .await;
+    assert_eq!(old["trades"][0]["id"], seen[60].1);
+    let (s, _, body) = app
+        .get_json("/instruments/BTCUSD/trades?limit=&from=&cursor=")
+        .await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["trades"].as_array().unwrap().len(), 100);
 
     // A time window: from inclusive, to exclusive.
     let (s, _, body) = app

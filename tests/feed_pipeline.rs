@@ -439,8 +439,9 @@ async fn replaying_a_spool_after_a_crash_stores_each_trade_once() {
         })
         .collect();
     {
+        let label = pricehub::feed::spool::address_label(&t.db);
         let mut spool =
-            pricehub::feed::spool::Spool::open(&dir.path().join("spool"), 1 << 20).unwrap();
+            pricehub::feed::spool::Spool::open(&dir.path().join("spool"), 1 << 20, label).unwrap();
         spool.append(&receipts).unwrap();
         // No rotate: the process died.
     }

@@ -455,6 +455,27 @@ async fn paging(backend: Backend) {
         assert_eq!(ct, "application/problem+json");
         assert_eq!(body["parameter"], param, "{path}");
     }
+    // The query rules of every route (docs/api.md): a repeat is an error (the last one
+    // used to win here), an empty value is absent, unknown parameters are ignored.
+    for path in [
+        "/orders?limit=5&limit=6",
+        "/get_orders?page_size=5&page_size=6",
+    ] {
+        let (s, _, body) = app.get_json(path).await;
+        assert_eq!(s, 400, "{path}: {body}");
+        assert_eq!(body["type"], "urn:pricehub:problem:duplicate-parameter");
+    }
+    let (_, _, blank) = app.get_json("/orders?limit=&cursor=&utm_source=x").await;
+    assert_eq!(blank, page);
+    // Cursors are opaque, and the plain form earlier versions sent still works.
+    assert!(!next.contains('_'), "{next}");
+    let last = &seen[49];
+    let micros = chrono::DateTime::parse_from_rfc3339(&last.0)
+        .unwrap()
+        .timestamp_micros();
+    let old = format!("{micros}_{}", last.1.replace('-', ""));
+    let (_, _, p_old) = app.get_json(&format!("/orders?cursor={old}")).await;
+    assert_eq!(p_old, p2);
     Arc::into_inner(app).unwrap().stop().await;
 }
 

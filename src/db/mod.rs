@@ -13,6 +13,8 @@ use sqlx::{ConnectOptions, PgPool, SqlitePool};
 
 use crate::config::DbArgs;
 
+pub mod text;
+
 pub static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
 pub static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 
@@ -68,8 +70,12 @@ impl Db {
     async fn open(args: &DbArgs, lazy: bool) -> anyhow::Result<Db> {
         let url = &args.database_url;
         if url.is_postgres() {
-            let opts = PgConnectOptions::from_str(url.expose())
-                .with_context(|| format!("invalid PostgreSQL URL {url}"))?
+            let mut opts = PgConnectOptions::from_str(url.expose())
+                .with_context(|| format!("invalid PostgreSQL URL {url}"))?;
+            if let Some(password) = &args.database_password {
+                opts = opts.password(password.expose());
+            }
+            let opts = opts
                 .application_name("pricehub")
                 .log_statements(tracing::log::LevelFilter::Trace)
                 .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(1));

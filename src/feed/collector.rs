@@ -45,7 +45,7 @@ use tokio_util::codec::Decoder;
 use tokio_util::sync::CancellationToken;
 
 use super::codec::{FrameError, SkippingDecoder};
-use super::spool::Spool;
+use super::spool::{self, Spool, SpoolLabel};
 use super::store::{self, Receipt};
 use super::{LatestPrices, now_ms};
 use crate::config::CollectorOptions;
@@ -103,6 +103,9 @@ pub struct RunningCollector {
     pub status: Arc<CollectorStatus>,
     /// This run's receipt-key prefix.
     pub run_id: i64,
+    /// Poked after every committed batch (the instrument stream of this process waits
+    /// on it).
+    pub committed: Arc<tokio::sync::Notify>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
     http_task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -129,9 +132,15 @@ pub async fn start(
     // Install the recorder before any task takes a metric handle: a handle taken
     // earlier stays bound to the no-op recorder.
     crate::telemetry::metrics_handle();
+    super::metrics::register_collector();
     let spool_dir = opts.data_dir.join("spool");
-    let spool = Spool::open(&spool_dir, opts.spool_segment_bytes)
-        .with_context(|| format!("cannot open the spool in {}", spool_dir.display()))?;
+    let spool = Spool::open(
+        &spool_dir,
+        opts.spool_segment_bytes,
+        spool::address_label(&db),
+    )
+    .with_context(|| format!("cannot open the spool in {}", spool_dir.display()))?;
+    spool.check_address().map_err(anyhow::Error::msg)?;
     if spool.is_active() {
         tracing::warn!(dir = %spool_dir.display(), bytes = spool.bytes(), "spool from an earlier run found; it is replayed first");
     }
@@ -141,6 +150,10 @@ pub async fn start(
     status.spool_bytes.store(spool.bytes(), Ordering::Relaxed);
     metrics::gauge!("pricehub_feed_spool_bytes").set(spool.bytes() as f64);
     let (tx, rx) = mpsc::unbounded_channel();
+    let committed = Arc::new(tokio::sync::Notify::new());
+    // Stops the reader and the side port on shutdown, or when the writer fails (a spool
+    // refused for another database), so that the collector exits with the error.
+    let shutdown = shutdown.child_token();
 
     let reader = tokio::spawn(read_loop(
         opts.provider.clone(),
@@ -161,9 +174,17 @@ pub async fn start(
         outstanding: Default::default(),
         fully_read: Default::default(),
         migrated: Arc::new(AtomicBool::new(!opts.migrate)),
+        committed: committed.clone(),
+        identity: Default::default(),
+        probing: false,
     };
+    let stop = shutdown.clone();
     let task = tokio::spawn(async move {
         let result = writer.run(rx).await;
+        if let Err(e) = &result {
+            tracing::error!(error = %format!("{e:#}"), "collector writer failed; stopping");
+            stop.cancel();
+        }
         let _ = reader.await;
         result
     });
@@ -177,7 +198,14 @@ pub async fn start(
                     db,
                     provider: opts.provider.clone(),
                 });
-            let (a, t) = super::ops::serve_side_port(addr, routes, shutdown.clone()).await?;
+            let (a, t) = super::ops::serve_side_port(
+                "collector",
+                addr,
+                &opts.conn,
+                routes,
+                shutdown.clone(),
+            )
+            .await?;
             (Some(a), Some(t))
         }
         None => (None, None),
@@ -188,6 +216,7 @@ pub async fn start(
         latest,
         status,
         run_id,
+        committed,
         task,
         http_task,
     })
@@ -384,6 +413,11 @@ struct Writer {
     /// Spool segments read to their end.
     fully_read: std::collections::HashSet<std::path::PathBuf>,
     migrated: Arc<AtomicBool>,
+    committed: Arc<tokio::sync::Notify>,
+    /// The database's identity, learnt at first contact (checked against the spool).
+    identity: Arc<std::sync::OnceLock<SpoolLabel>>,
+    /// An empty write is out to reach the database, so the spool can be checked.
+    probing: bool,
 }
 
 impl Writer {
@@ -544,6 +578,18 @@ impl Writer {
         if !self.mem.is_empty() || draining || !self.spool.is_active() {
             return Ok(None);
         }
+        if !self.spool.is_checked() {
+            // Reach the database (an empty write) to learn its identity: the spool is
+            // replayed only into the database it was written for.
+            if self.probing {
+                return Ok(None);
+            }
+            self.probing = true;
+            return Ok(Some(Batch {
+                receipts: Arc::new(Vec::new()),
+                from_spool: None,
+            }));
+        }
         if !self.spool.has_unread() {
             // Replay what is being appended too: close it so it can be read.
             self.spool.rotate().context("closing a spool segment")?;
@@ -592,6 +638,7 @@ impl Writer {
     fn spawn_write(&self, batch: Batch) -> Inflight {
         let db = self.db.clone();
         let migrated = self.migrated.clone();
+        let identity = self.identity.clone();
         let receipts = batch.receipts.clone();
         let handle = tokio::spawn(async move {
             let started = Instant::now();
@@ -599,6 +646,9 @@ impl Writer {
                 if !migrated.load(Ordering::Relaxed) {
                     db.migrate().await?;
                     migrated.store(true, Ordering::Relaxed);
+                }
+                if identity.get().is_none() {
+                    let _ = identity.set(spool::database_label(&db).await?);
                 }
                 Ok(store::insert_batch(&db, &receipts).await?)
             }
@@ -617,6 +667,17 @@ impl Writer {
         let n = batch.receipts.len() as u64;
         match result {
             Ok(outcome) => {
+                // First contact: the spool is checked against (or labelled for) the
+                // database before anything is replayed from it.
+                if !self.spool.knows_database()
+                    && let Some(db) = self.identity.get()
+                {
+                    self.spool.check_identity(db).map_err(anyhow::Error::msg)?;
+                }
+                if n == 0 {
+                    self.probing = false;
+                    return Ok(true);
+                }
                 let source = if batch.from_spool.is_some() {
                     "spool"
                 } else {
@@ -643,6 +704,9 @@ impl Writer {
                     Ordering::Relaxed,
                 );
                 self.status.last_write_ms.store(now, Ordering::Relaxed);
+                if outcome.inserted > 0 {
+                    self.committed.notify_one();
+                }
                 if !self.status.db_ok.swap(true, Ordering::Relaxed) {
                     tracing::info!("database writable");
                 }

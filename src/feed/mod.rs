@@ -16,11 +16,13 @@ use serde::{Deserialize, Serialize};
 pub mod codec;
 pub mod collector;
 pub mod market;
+pub mod metrics;
 pub mod ops;
 pub mod provider;
 pub mod routes;
 pub mod spool;
 pub mod store;
+pub mod stream;
 
 /// One trade as it travels on the wire and is stored by the collector.
 ///

@@ -13,8 +13,12 @@ use axum::response::IntoResponse;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::ConnArgs;
 use crate::http::problem::Problem;
 use crate::telemetry;
+
+/// How long in-flight side-port requests (metrics scrapes, probes) may take at shutdown.
+const SIDE_PORT_GRACE: Duration = Duration::from_secs(5);
 
 /// `/livez`: the process is up. Checks no dependency.
 pub async fn livez() -> impl IntoResponse {
@@ -28,21 +32,23 @@ pub async fn metrics() -> impl IntoResponse {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        telemetry::metrics_handle().render(),
+        telemetry::render(),
     )
 }
 
 async fn not_found(uri: axum::http::Uri) -> Problem {
-    Problem::not_found(
-        "not-found",
-        "Not found",
+    Problem::new(
+        crate::http::problem::Kind::NotFound,
         format!("no route for {}", uri.path()),
     )
 }
 
-/// Binds `addr` and serves `routes` (plus `/livez` and `/metrics`) until `shutdown`.
+/// Binds `addr` and serves `routes` (plus `/livez` and `/metrics`) until `shutdown`, with
+/// the connection limits of `conn`; `name` (`provider`, `collector`) labels its metrics.
 pub async fn serve_side_port(
+    name: &'static str,
     addr: SocketAddr,
+    conn: &ConnArgs,
     routes: Router,
     shutdown: CancellationToken,
 ) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<anyhow::Result<()>>)> {
@@ -58,8 +64,11 @@ pub async fn serve_side_port(
             crate::http::middleware::track_metrics,
         ))
         .fallback(not_found);
-    let task = tokio::spawn(async move {
-        crate::http::serve(listener, app, shutdown, Duration::from_secs(5)).await
-    });
+    let opts = crate::http::ServeOptions {
+        name,
+        conn: conn.clone(),
+        grace: SIDE_PORT_GRACE,
+    };
+    let task = tokio::spawn(crate::http::serve(listener, app, shutdown, opts));
     Ok((local, task))
 }

@@ -22,7 +22,6 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::Router;
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use bytes::{Bytes, BytesMut};
 use tokio::io::AsyncWriteExt;
@@ -88,6 +87,7 @@ pub async fn start(
 ) -> anyhow::Result<RunningProvider> {
     // Before any task takes a metric handle (one taken earlier stays a no-op).
     crate::telemetry::metrics_handle();
+    super::metrics::register_provider();
     let instruments = match &args.instruments {
         Some(list) => market::parse_instruments(list).context("--instruments")?,
         None => market::default_instruments(),
@@ -168,7 +168,9 @@ pub async fn start(
                     axum::routing::get(currentprice),
                 )
                 .with_state(state);
-            let (a, t) = super::ops::serve_side_port(a, routes, shutdown.clone()).await?;
+            let (a, t) =
+                super::ops::serve_side_port("provider", a, &args.conn, routes, shutdown.clone())
+                    .await?;
             (Some(a), Some(t))
         }
         None => (None, None),
@@ -445,9 +447,7 @@ async fn readyz(State(s): State<SideState>) -> impl IntoResponse {
 async fn currentprice(State(s): State<SideState>) -> Result<impl IntoResponse, Problem> {
     let body = coindesk_currentprice(&s.latest).ok_or_else(|| {
         Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "no-btc-price",
-            "No BTC price",
+            crate::http::problem::Kind::NoBtcPrice,
             "this provider has no BTCUSD, BTCEUR and BTCGBP prices (legacy mode, or instruments without them)",
         )
     })?;

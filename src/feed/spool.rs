@@ -16,6 +16,15 @@
 //! to the database; a crash in between replays the segment, and the receipt key
 //! `(run_id, seq)` makes the second copy a no-op. A record cut short by a crash at the
 //! very end of a segment is reported and dropped (it was never acknowledged anywhere).
+//!
+//! A spool belongs to one database. `identity.json` in the spool directory names it
+//! ([`SpoolLabel`]): written with the first segment, from the database's identity when
+//! the collector has reached it (PostgreSQL: system identifier and database name;
+//! SQLite: the random id stored in the file at migration, `pricehub_instance`), else from
+//! the address the collector was configured with. A collector refuses to replay a spool
+//! labelled for another database: at start when the address differs, at first contact
+//! when the identity differs. A spool without a label (written before labels existed) is
+//! adopted by the first database reached, with a warning. See docs/feed.md.
 
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
@@ -27,8 +36,10 @@ use tokio_util::codec::Decoder;
 
 use super::codec::{TradeCodec, encode_frame};
 use super::store::Receipt;
+use crate::db::Db;
 
 const MAGIC: &[u8; 8] = b"PHSPOOL1";
+const LABEL_FILE: &str = "identity.json";
 const EXTENSION: &str = "spool";
 /// Longest record: the three i64s plus the largest frame.
 const MAX_RECORD: usize = 24 + super::codec::MAX_FRAME_SIZE;
@@ -62,8 +73,124 @@ pub struct SpoolBatch {
     pub corrupt: Vec<&'static str>,
 }
 
+/// The database a spool was written for (`identity.json`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SpoolLabel {
+    /// `postgres` or `sqlite`.
+    pub backend: String,
+    /// Where the database was reached: `host:port/database`, or the SQLite file's path.
+    pub target: String,
+    /// PostgreSQL's system identifier (`pg_control_system()`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_identifier: Option<String>,
+    /// PostgreSQL's database name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
+    /// SQLite: the id stored in the file at migration (`pricehub_instance`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_id: Option<String>,
+}
+
+impl SpoolLabel {
+    /// Only the configured address: the collector had not reached the database yet.
+    pub fn unverified(backend: &str, target: String) -> SpoolLabel {
+        SpoolLabel {
+            backend: backend.to_string(),
+            target,
+            system_identifier: None,
+            database: None,
+            database_id: None,
+        }
+    }
+
+    /// What identifies the database itself, when known.
+    fn identity(&self) -> Option<String> {
+        match (&self.system_identifier, &self.database, &self.database_id) {
+            (Some(sys), Some(db), _) => Some(format!("postgres:{sys}/{db}")),
+            (_, _, Some(id)) => Some(format!("sqlite:{id}")),
+            _ => None,
+        }
+    }
+
+    /// For error messages: which database, named every way we know.
+    pub fn describe(&self) -> String {
+        match (&self.system_identifier, &self.database, &self.database_id) {
+            (Some(sys), Some(db), _) => format!(
+                "PostgreSQL database {db:?} of system {sys} at {}",
+                self.target
+            ),
+            (_, _, Some(id)) => format!("SQLite database {} (id {id})", self.target),
+            _ => format!("the {} database at {}", self.backend, self.target),
+        }
+    }
+}
+
+/// The label of `db` before it has been reached: its backend and configured address.
+pub fn address_label(db: &Db) -> SpoolLabel {
+    match db {
+        Db::Postgres(p) => {
+            let o = p.connect_options();
+            let database = o.get_database().unwrap_or(o.get_username());
+            SpoolLabel::unverified(
+                "postgres",
+                format!("{}:{}/{database}", o.get_host(), o.get_port()),
+            )
+        }
+        Db::Sqlite(p) => {
+            let file = p.connect_options().get_filename().to_path_buf();
+            let file = std::path::absolute(&file).unwrap_or(file);
+            SpoolLabel::unverified("sqlite", file.display().to_string())
+        }
+    }
+}
+
+/// The label of `db` from the database itself (PostgreSQL: system identifier and
+/// database name; SQLite: the id its migration stored).
+pub async fn database_label(db: &Db) -> Result<SpoolLabel, sqlx::Error> {
+    let mut label = address_label(db);
+    match db {
+        Db::Postgres(p) => {
+            let (sys, name): (String, String) = sqlx::query_as(
+                "SELECT (SELECT system_identifier::text FROM pg_control_system()), current_database()",
+            )
+            .fetch_one(p)
+            .await?;
+            label.system_identifier = Some(sys);
+            label.database = Some(name);
+        }
+        Db::Sqlite(p) => {
+            let id: String = sqlx::query_scalar("SELECT id FROM pricehub_instance LIMIT 1")
+                .fetch_one(p)
+                .await?;
+            label.database_id = Some(id);
+        }
+    }
+    Ok(label)
+}
+
+/// Why a spool is not replayed into this collector's database.
+pub fn foreign_spool(dir: &Path, spool: &SpoolLabel, ours: &SpoolLabel) -> String {
+    format!(
+        "the spool in {} was written for {}, but this collector writes to {}; it is not \
+         replayed. Point a collector at the spool's database to replay it, or move the \
+         spool aside (mv {} {}.moved) to start clean (docs/feed.md)",
+        dir.display(),
+        spool.describe(),
+        ours.describe(),
+        dir.display(),
+        dir.display()
+    )
+}
+
 pub struct Spool {
     dir: PathBuf,
+    /// The label read at open (`None`: no `identity.json`).
+    label: Option<SpoolLabel>,
+    /// What a segment created now is labelled with: the configured address until the
+    /// database's identity is known.
+    ours: SpoolLabel,
+    /// The spool has been checked against (or labelled for) this collector's database.
+    checked: bool,
     segment_bytes: u64,
     next_number: u64,
     closed: VecDeque<Segment>,
@@ -77,8 +204,21 @@ pub struct Spool {
 impl Spool {
     /// Opens (creating) the spool directory and finds segments left by earlier runs,
     /// which are replayed first.
-    pub fn open(dir: &Path, segment_bytes: u64) -> io::Result<Spool> {
+    pub fn open(dir: &Path, segment_bytes: u64, ours: SpoolLabel) -> io::Result<Spool> {
         fs::create_dir_all(dir)?;
+        let label = match fs::read(dir.join(LABEL_FILE)) {
+            Ok(bytes) => Some(serde_json::from_slice(&bytes).map_err(|e| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "{} is not a spool label: {e}",
+                        dir.join(LABEL_FILE).display()
+                    ),
+                )
+            })?),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e),
+        };
         let mut found: Vec<(u64, Segment)> = Vec::new();
         for entry in fs::read_dir(dir)? {
             let entry = entry?;
@@ -98,8 +238,12 @@ impl Spool {
         }
         found.sort_by_key(|(n, _)| *n);
         let next_number = found.last().map_or(0, |(n, _)| n + 1);
+        let checked = found.is_empty();
         Ok(Spool {
             dir: dir.to_path_buf(),
+            label,
+            ours,
+            checked,
             segment_bytes,
             next_number,
             closed: found.into_iter().map(|(_, s)| s).collect(),
@@ -107,6 +251,85 @@ impl Spool {
             current: None,
             cursor: None,
         })
+    }
+
+    /// The check at start, before the database is reached: a spool labelled for another
+    /// address is refused (its trades would otherwise mix with this run's).
+    pub fn check_address(&self) -> Result<(), String> {
+        match &self.label {
+            Some(label) if !self.checked && label.target != self.ours.target => {
+                Err(foreign_spool(&self.dir, label, &self.ours))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether the database's identity is known (given to [`Spool::check_identity`]).
+    pub fn knows_database(&self) -> bool {
+        self.ours.identity().is_some()
+    }
+
+    /// Whether the spool may be replayed (checked against this collector's database).
+    pub fn is_checked(&self) -> bool {
+        self.checked
+    }
+
+    /// The check at first contact with the database, whose identity is `db`: a spool
+    /// labelled for another database is refused; one with only an address, or no label
+    /// at all (written before labels existed, adopted with a warning), is labelled for
+    /// this database. New segments are labelled with `db` from now on.
+    pub fn check_identity(&mut self, db: &SpoolLabel) -> Result<(), String> {
+        self.ours = db.clone();
+        if self.checked {
+            return if self.label.as_ref() == Some(db)
+                || (self.closed.is_empty() && self.current.is_none())
+            {
+                Ok(())
+            } else {
+                self.write_label()
+                    .map_err(|e| format!("cannot label the spool: {e}"))
+            };
+        }
+        match &self.label {
+            Some(label) => match label.identity() {
+                Some(theirs) if Some(&theirs) != db.identity().as_ref() => {
+                    return Err(foreign_spool(&self.dir, label, db));
+                }
+                Some(_) => {}
+                None if label.target != db.target => {
+                    return Err(foreign_spool(&self.dir, label, db));
+                }
+                None => {}
+            },
+            None => tracing::warn!(
+                dir = %self.dir.display(),
+                database = %db.describe(),
+                bytes = self.bytes(),
+                "spool without a database label (written by an older collector); it is adopted and replayed into this database"
+            ),
+        }
+        self.checked = true;
+        self.write_label()
+            .map_err(|e| format!("cannot label the spool: {e}"))
+    }
+
+    /// Writes `identity.json` for this collector's database (atomically).
+    fn write_label(&mut self) -> io::Result<()> {
+        if self.label.as_ref() == Some(&self.ours) {
+            return Ok(());
+        }
+        let tmp = self.dir.join(format!("{LABEL_FILE}.tmp"));
+        {
+            let mut f = File::create(&tmp)?;
+            f.write_all(&serde_json::to_vec_pretty(&self.ours).expect("a label serializes"))?;
+            f.sync_all()?;
+        }
+        fs::rename(&tmp, self.dir.join(LABEL_FILE))?;
+        if let Ok(dir) = File::open(&self.dir) {
+            let _ = dir.sync_all();
+        }
+        self.label = Some(self.ours.clone());
+        Ok(())
     }
 
     /// Whether anything is spooled (closed segments or an open one).
@@ -132,6 +355,10 @@ impl Spool {
             return Ok(());
         }
         if self.current.is_none() {
+            if self.checked {
+                // A spool of this run's trades: labelled for this collector's database.
+                self.write_label()?;
+            }
             let path = self
                 .dir
                 .join(format!("{:020}.{EXTENSION}", self.next_number));
@@ -289,6 +516,13 @@ impl Spool {
                 self.cursor = None;
             }
             fs::remove_file(path)?;
+            if self.closed.is_empty() && self.current.is_none() {
+                // An empty spool belongs to no database; the next segment labels it anew.
+                match fs::remove_file(self.dir.join(LABEL_FILE)) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                    _ => self.label = None,
+                }
+            }
         }
         Ok(())
     }
@@ -324,6 +558,19 @@ mod tests {
     use super::*;
     use crate::feed::Trade;
 
+    /// The segment files (the directory also holds the label).
+    fn segment_files(dir: &Path) -> Vec<PathBuf> {
+        fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == EXTENSION))
+            .collect()
+    }
+
+    fn test_label() -> SpoolLabel {
+        SpoolLabel::unverified("sqlite", "/test.db".into())
+    }
+
     fn receipts(from: i64, n: i64) -> Vec<Receipt> {
         (from..from + n)
             .map(|seq| Receipt {
@@ -357,7 +604,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let all = receipts(0, 1_000);
         {
-            let mut spool = Spool::open(dir.path(), 4_096).unwrap();
+            let mut spool = Spool::open(dir.path(), 4_096, test_label()).unwrap();
             for chunk in all.chunks(37) {
                 spool.append(chunk).unwrap();
             }
@@ -365,7 +612,7 @@ mod tests {
             assert!(spool.bytes() > 4_096);
             // Dropped without rotating the last segment: what a crash leaves behind.
         }
-        let mut spool = Spool::open(dir.path(), 4_096).unwrap();
+        let mut spool = Spool::open(dir.path(), 4_096, test_label()).unwrap();
         assert!(spool.has_unread());
         let back = drain(&mut spool, 100);
         assert_eq!(back, all);
@@ -376,7 +623,7 @@ mod tests {
     #[test]
     fn segments_can_be_read_ahead_and_removed_in_any_order() {
         let dir = tempfile::tempdir().unwrap();
-        let mut spool = Spool::open(dir.path(), 1 << 20).unwrap();
+        let mut spool = Spool::open(dir.path(), 1 << 20, test_label()).unwrap();
         spool.append(&receipts(0, 5)).unwrap();
         spool.rotate().unwrap();
         spool.append(&receipts(5, 5)).unwrap();
@@ -393,13 +640,13 @@ mod tests {
         spool.rotate().unwrap();
         assert_eq!(spool.read_batch(100).unwrap().unwrap().receipts[0].seq, 10);
         spool.remove(&a.segment).unwrap();
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+        assert_eq!(segment_files(dir.path()).len(), 1);
     }
 
     #[test]
     fn rewind_rereads_a_segment() {
         let dir = tempfile::tempdir().unwrap();
-        let mut spool = Spool::open(dir.path(), 1 << 20).unwrap();
+        let mut spool = Spool::open(dir.path(), 1 << 20, test_label()).unwrap();
         spool.append(&receipts(0, 10)).unwrap();
         spool.rotate().unwrap();
         let a = spool.read_batch(4).unwrap().unwrap();
@@ -414,15 +661,10 @@ mod tests {
     #[test]
     fn a_record_cut_short_by_a_crash_is_reported_not_fatal() {
         let dir = tempfile::tempdir().unwrap();
-        let mut spool = Spool::open(dir.path(), 1 << 20).unwrap();
+        let mut spool = Spool::open(dir.path(), 1 << 20, test_label()).unwrap();
         spool.append(&receipts(0, 5)).unwrap();
         spool.rotate().unwrap();
-        let path = fs::read_dir(dir.path())
-            .unwrap()
-            .next()
-            .unwrap()
-            .unwrap()
-            .path();
+        let path = segment_files(dir.path()).remove(0);
         let len = fs::metadata(&path).unwrap().len();
         OpenOptions::new()
             .write(true)
@@ -430,10 +672,122 @@ mod tests {
             .unwrap()
             .set_len(len - 3)
             .unwrap();
-        let mut spool = Spool::open(dir.path(), 1 << 20).unwrap();
+        let mut spool = Spool::open(dir.path(), 1 << 20, test_label()).unwrap();
         let b = spool.read_batch(100).unwrap().unwrap();
         assert_eq!(b.receipts.len(), 4);
         assert_eq!(b.corrupt, ["spool_truncated"]);
         assert!(b.last_in_segment);
+    }
+
+    fn pg(target: &str, sys: &str, db: &str) -> SpoolLabel {
+        SpoolLabel {
+            system_identifier: Some(sys.into()),
+            database: Some(db.into()),
+            ..SpoolLabel::unverified("postgres", target.into())
+        }
+    }
+
+    /// A spool with one segment, written by a collector that knew `db` (or only its
+    /// address).
+    fn spool_for(dir: &Path, label: SpoolLabel, known: Option<&SpoolLabel>) {
+        let mut spool = Spool::open(dir, 1 << 20, label).unwrap();
+        if let Some(k) = known {
+            spool.check_identity(k).unwrap();
+        }
+        spool.append(&receipts(0, 3)).unwrap();
+        spool.rotate().unwrap();
+    }
+
+    #[test]
+    fn a_spool_is_refused_by_another_database() {
+        let a = pg("h:5432/a", "7001", "a");
+        let dir = tempfile::tempdir().unwrap();
+        spool_for(
+            dir.path(),
+            SpoolLabel::unverified("postgres", "h:5432/a".into()),
+            Some(&a),
+        );
+        // Another address: refused at start, naming both.
+        let other = Spool::open(
+            dir.path(),
+            1 << 20,
+            SpoolLabel::unverified("postgres", "h:5432/b".into()),
+        )
+        .unwrap();
+        let err = other.check_address().unwrap_err();
+        assert!(
+            err.contains("\"a\" of system 7001") && err.contains("h:5432/b"),
+            "{err}"
+        );
+        // Same address, another database (recreated cluster): refused at first contact.
+        let mut same = Spool::open(
+            dir.path(),
+            1 << 20,
+            SpoolLabel::unverified("postgres", "h:5432/a".into()),
+        )
+        .unwrap();
+        same.check_address().unwrap();
+        assert!(same.check_identity(&pg("h:5432/a", "7002", "a")).is_err());
+        assert!(!same.is_checked());
+        // Its own database: replayed.
+        let mut own = Spool::open(
+            dir.path(),
+            1 << 20,
+            SpoolLabel::unverified("postgres", "h:5432/a".into()),
+        )
+        .unwrap();
+        own.check_identity(&a).unwrap();
+        assert!(own.is_checked() && own.has_unread());
+    }
+
+    #[test]
+    fn an_address_label_is_upgraded_and_an_unlabelled_spool_adopted() {
+        let a = pg("h:5432/a", "7001", "a");
+        // Written before the database was ever reached: only the address.
+        let dir = tempfile::tempdir().unwrap();
+        spool_for(
+            dir.path(),
+            SpoolLabel::unverified("postgres", "h:5432/a".into()),
+            None,
+        );
+        let mut s = Spool::open(
+            dir.path(),
+            1 << 20,
+            SpoolLabel::unverified("postgres", "h:5432/a".into()),
+        )
+        .unwrap();
+        s.check_address().unwrap();
+        s.check_identity(&a).unwrap();
+        let label: SpoolLabel =
+            serde_json::from_slice(&fs::read(dir.path().join(LABEL_FILE)).unwrap()).unwrap();
+        assert_eq!(label, a);
+        // No label at all (an older collector): adopted, then labelled.
+        let dir = tempfile::tempdir().unwrap();
+        spool_for(
+            dir.path(),
+            SpoolLabel::unverified("postgres", "h:5432/a".into()),
+            None,
+        );
+        fs::remove_file(dir.path().join(LABEL_FILE)).unwrap();
+        let mut s = Spool::open(
+            dir.path(),
+            1 << 20,
+            SpoolLabel::unverified("postgres", "h:5432/z".into()),
+        )
+        .unwrap();
+        s.check_address().unwrap();
+        s.check_identity(&a).unwrap();
+        assert!(s.is_checked());
+        assert!(dir.path().join(LABEL_FILE).exists());
+        // An empty spool belongs to nobody: any database may use the directory.
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Spool::open(
+            dir.path(),
+            1 << 20,
+            SpoolLabel::unverified("postgres", "h:5432/b".into()),
+        )
+        .unwrap();
+        s.check_address().unwrap();
+        s.check_identity(&pg("h:5432/b", "9", "b")).unwrap();
     }
 }

@@ -1,9 +1,9 @@
 //! Bearer-token authorisation for write endpoints.
 
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use subtle::ConstantTimeEq;
 
-use super::problem::Problem;
+use super::problem::{Kind, Problem};
 use crate::config::Secret;
 
 /// Checks `Authorization: Bearer <token>` against the configured token. No token
@@ -15,9 +15,7 @@ pub fn require_bearer(
 ) -> Result<(), Problem> {
     let Some(token) = token else {
         return Err(Problem::new(
-            StatusCode::FORBIDDEN,
-            "writes-disabled",
-            "Writes disabled",
+            Kind::WritesDisabled,
             format!(
                 "{what} is disabled: no token is configured on the server (--ingest-token / PRICEHUB_INGEST_TOKEN)"
             ),
@@ -36,9 +34,7 @@ pub fn require_bearer(
         Ok(())
     } else {
         Err(Problem::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "Unauthorized",
+            Kind::Unauthorized,
             if given.is_some() {
                 "the bearer token is not valid"
             } else {

@@ -1,5 +1,5 @@
-//! Shared middleware: per-route RED metrics, request timeouts, and the guarantee that
-//! every error leaves the API as `application/problem+json`.
+//! Shared middleware: per-route RED metrics, the access log, request timeouts, and the
+//! guarantee that every error leaves the API as `application/problem+json`.
 
 use std::time::{Duration, Instant};
 
@@ -21,6 +21,11 @@ fn status_class(status: StatusCode) -> &'static str {
     }
 }
 
+/// The route template that answered a request, left on the response by [`track_metrics`]
+/// for the access log (which runs outside the router, where every request passes).
+#[derive(Clone, Debug)]
+pub struct RouteTemplate(pub String);
+
 /// Records `pricehub_http_requests_total` and `pricehub_http_request_duration_seconds`
 /// labelled by route template (never the raw path: no unbounded label values).
 pub async fn track_metrics(req: Request, next: Next) -> Response {
@@ -33,8 +38,9 @@ pub async fn track_metrics(req: Request, next: Next) -> Response {
     let started = Instant::now();
     let in_flight = metrics::gauge!("pricehub_http_requests_in_flight");
     in_flight.increment(1.0);
-    let resp = next.run(req).await;
+    let mut resp = next.run(req).await;
     in_flight.decrement(1.0);
+    resp.extensions_mut().insert(RouteTemplate(route.clone()));
     let labels = [
         ("method", method),
         ("route", route),
@@ -46,14 +52,44 @@ pub async fn track_metrics(req: Request, next: Next) -> Response {
     resp
 }
 
+/// The access log (`--access-log`): one `pricehub::access` line per request, written when
+/// the response head is ready. Outermost layer, so it sees every request (unknown routes,
+/// timeouts, body-limit rejections) with its final status and the `x-request-id` that
+/// the client gets back. `bytes` is the body length when known up front (absent for
+/// streamed bodies).
+pub async fn access_log(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let started = Instant::now();
+    let resp = next.run(req).await;
+    let route = resp
+        .extensions()
+        .get::<RouteTemplate>()
+        .map_or("unmatched", |r| r.0.as_str());
+    let request_id = resp
+        .headers()
+        .get(super::REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    let bytes = axum::body::HttpBody::size_hint(resp.body()).exact();
+    tracing::info!(
+        target: "pricehub::access",
+        method = %method,
+        route,
+        status = resp.status().as_u16(),
+        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        bytes,
+        request_id,
+        "access"
+    );
+    resp
+}
+
 /// Answers 503 problem+json when a request runs longer than the configured timeout.
 pub async fn timeout(State(limit): State<Duration>, req: Request, next: Next) -> Response {
     match tokio::time::timeout(limit, next.run(req)).await {
         Ok(resp) => resp,
         Err(_) => Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "timeout",
-            "Request timed out",
+            problem::Kind::Timeout,
             format!("the request did not finish within {} s", limit.as_secs()),
         )
         .into_response(),
@@ -86,6 +122,7 @@ pub async fn problem_json(req: Request, next: Next) -> Response {
         Err(_) => None,
     };
     let mut fixed = problem::from_status(status, detail).into_response();
+    *fixed.extensions_mut() = parts.extensions;
     for (name, value) in parts.headers.iter() {
         if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
             fixed.headers_mut().insert(name.clone(), value.clone());

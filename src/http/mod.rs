@@ -1,19 +1,19 @@
 //! Router assembly, shared middleware and the server loop with graceful shutdown.
 
 pub mod auth;
+pub mod body;
 pub mod client_ip;
 pub mod middleware;
 pub mod openapi;
 pub mod ops;
+pub mod params;
 pub mod problem;
+pub mod server;
 
-use std::net::SocketAddr;
-use std::time::Duration;
+pub use server::{ServeOptions, serve, shutdown_on_signals};
 
 use axum::Router;
 use axum::http::{HeaderName, Request};
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -24,7 +24,7 @@ use utoipa_axum::routes;
 
 use crate::app::AppState;
 
-const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The OpenAPI router with every API route; the document is generated from it, so a
 /// route cannot exist without being documented.
@@ -39,11 +39,13 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(crate::feed::routes::list_instruments))
         .routes(routes!(crate::feed::routes::list_trades))
         .routes(routes!(crate::feed::routes::list_candles))
+        .routes(routes!(crate::feed::stream::stream))
         .routes(routes!(
             crate::orders::routes::post_orders,
             crate::orders::routes::get_orders
         ))
         .routes(routes!(crate::orders::routes::place_order))
+        .routes(routes!(crate::orders::cap::get_cap))
         .routes(routes!(crate::orders::routes::get_orders_alias))
         .routes(routes!(ops::livez))
         .routes(routes!(ops::readyz))
@@ -58,10 +60,10 @@ fn api_routes() -> OpenApiRouter<AppState> {
 }
 
 /// The OpenAPI document of every route.
-pub fn openapi_document() -> utoipa::openapi::OpenApi {
+pub fn openapi_document() -> serde_json::Value {
     let (_, mut doc) = api_routes().split_for_parts();
     doc.info.version = crate::telemetry::full_version();
-    doc
+    openapi::finish(doc)
 }
 
 /// Builds the whole HTTP application.
@@ -69,6 +71,7 @@ pub fn router(state: AppState) -> Router {
     let (routes, _) = api_routes().split_for_parts();
     let doc = std::sync::Arc::new(openapi_document());
     let timeout = state.http.request_timeout();
+    let access_log = state.http.access_log;
     let routes = routes
         .merge(crate::status::routes())
         .route_layer(axum::middleware::from_fn(middleware::track_metrics))
@@ -78,6 +81,7 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::Extension(doc));
     routes.layer(
         ServiceBuilder::new()
+            .option_layer(access_log.then(|| axum::middleware::from_fn(middleware::access_log)))
             .layer(axum::middleware::from_fn(middleware::problem_json))
             .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
             .layer(
@@ -99,66 +103,15 @@ pub fn router(state: AppState) -> Router {
 async fn not_found(uri: axum::http::Uri) -> problem::Problem {
     metrics::counter!("pricehub_http_requests_total", "method" => "any", "route" => "unmatched", "status" => "4xx")
         .increment(1);
-    problem::Problem::not_found(
-        "not-found",
-        "Not found",
+    problem::Problem::new(
+        problem::Kind::NotFound,
         format!("no route for {}", uri.path()),
     )
 }
 
 async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> problem::Problem {
     problem::Problem::new(
-        axum::http::StatusCode::METHOD_NOT_ALLOWED,
-        "method-not-allowed",
-        "Method not allowed",
+        problem::Kind::MethodNotAllowed,
         format!("{method} is not allowed on {}", uri.path()),
     )
-}
-
-/// Serves `app` on `listener` until `shutdown` is cancelled, then stops accepting and
-/// gives in-flight requests up to `grace` to finish.
-pub async fn serve(
-    listener: TcpListener,
-    app: Router,
-    shutdown: CancellationToken,
-    grace: Duration,
-) -> anyhow::Result<()> {
-    let server = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown.clone().cancelled_owned());
-    let mut server = std::pin::pin!(server.into_future());
-    tokio::select! {
-        res = &mut server => res?,
-        _ = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
-            tracing::warn!(grace_s = grace.as_secs(), "in-flight requests did not finish in time; exiting");
-        }
-    }
-    Ok(())
-}
-
-/// A token cancelled on SIGTERM or SIGINT.
-pub fn shutdown_on_signals() -> CancellationToken {
-    let token = CancellationToken::new();
-    let t = token.clone();
-    tokio::spawn(async move {
-        let ctrl_c = tokio::signal::ctrl_c();
-        #[cfg(unix)]
-        {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                    .expect("can install a SIGTERM handler");
-            tokio::select! {
-                _ = ctrl_c => tracing::info!("SIGINT received; shutting down"),
-                _ = term.recv() => tracing::info!("SIGTERM received; shutting down"),
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = ctrl_c.await;
-        }
-        t.cancel();
-    });
-    token
 }

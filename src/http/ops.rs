@@ -117,7 +117,16 @@ pub async fn readiness(state: &AppState) -> Ready {
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     state.db.record_pool_metrics();
     state.orders.record_metrics().await;
-    let body = telemetry::metrics_handle().render();
+    crate::rates::metrics::record(&state.db).await;
+    // The same answer /readyz gives, as a gauge: "not ready" is visible to Prometheus
+    // even where no orchestrator probes the process.
+    let ready = readyz(State(state.clone()))
+        .await
+        .into_response()
+        .status()
+        .is_success();
+    metrics::gauge!("pricehub_ready").set(if ready { 1.0 } else { 0.0 });
+    let body = telemetry::render();
     (
         [(
             header::CONTENT_TYPE,

@@ -16,7 +16,9 @@
 //! order (`idempotency-key-reused`); 422 an invalid field (`invalid-order`, naming it);
 //! 429 rate limited; 503 no fresh rate (`rate-unavailable`), both with `Retry-After`.
 
+pub mod cap;
 pub mod limit;
+pub mod metrics;
 pub mod money;
 pub mod rates;
 pub mod redis;
@@ -27,7 +29,7 @@ pub mod writer;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::response::Response;
 use chrono::{DateTime, Utc};
 use ipnet::IpNet;
@@ -46,7 +48,8 @@ use self::store::Order;
 use self::writer::{Pending, Writer};
 use crate::config::OrdersArgs;
 use crate::db::Db;
-use crate::http::problem::Problem;
+use crate::http::params::{Cursor, Page, rows_to_fetch};
+use crate::http::problem::{Kind, Problem};
 use crate::idempotency::Key;
 
 /// An order as the API shows it. Decimals are strings so no client parses them as
@@ -91,7 +94,7 @@ impl From<&Order> for OrderView {
 pub struct OrderPage {
     pub orders: Vec<OrderView>,
     /// Pass as `cursor` for the next (older) page; `null` on the last page.
-    #[schema(example = "1763882102123456_0f8b6c1e3a0c4d5e9a572f1d8e6b4c21")]
+    #[schema(example = "MTc2Mzg4MjEwMjEyMzQ1NjowZjhiNmMxZTNhMGM0ZDVlOWE1NzJmMWQ4ZTZiNGMyMQ")]
     pub next_cursor: Option<String>,
 }
 
@@ -123,20 +126,21 @@ pub struct Orders {
 }
 
 pub(crate) fn outcome(label: &'static str) {
-    metrics::counter!("pricehub_orders_total", "outcome" => label).increment(1);
+    ::metrics::counter!("pricehub_orders_total", "outcome" => label).increment(1);
 }
 
-pub fn cursor_of(o: &Order) -> String {
-    format!("{}_{}", o.created_at.timestamp_micros(), o.id.simple())
+/// Orders are listed by (created_at, id): the cursor holds microseconds and the UUID.
+pub fn cursor_of(o: &Order) -> Cursor {
+    Cursor::new(o.created_at.timestamp_micros(), o.id.simple())
 }
 
-pub fn parse_cursor(s: &str) -> Option<(DateTime<Utc>, Uuid)> {
-    let (t, id) = s.split_once('_')?;
-    if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) || id.len() != 32 {
+/// The keyset position of a cursor, if it is one of an order list.
+pub fn position(c: &Cursor) -> Option<(DateTime<Utc>, Uuid)> {
+    if c.time < 0 || c.id.len() != 32 {
         return None;
     }
-    let t = DateTime::from_timestamp_micros(t.parse().ok()?)?;
-    Some((t, Uuid::try_parse(id).ok()?))
+    let t = DateTime::from_timestamp_micros(c.time)?;
+    Some((t, Uuid::try_parse(&c.id).ok()?))
 }
 
 fn retry_after(d: Duration) -> HeaderValue {
@@ -199,9 +203,9 @@ impl Orders {
             trusted_proxies: args.trusted_proxies.clone(),
         });
         if let Ok(total) = store::ledger_total(&orders.db).await {
-            metrics::gauge!("pricehub_orders_btc_total").set(sats_to_btc_f64(total));
+            ::metrics::gauge!("pricehub_orders_btc_total").set(sats_to_btc_f64(total));
         }
-        metrics::gauge!("pricehub_orders_btc_cap").set(sats_to_btc_f64(orders.cap_sats));
+        ::metrics::gauge!("pricehub_orders_btc_cap").set(sats_to_btc_f64(orders.cap_sats));
         let o = orders.clone();
         tasks.push(tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(60));
@@ -238,36 +242,31 @@ impl Orders {
                 key,
                 rates,
                 reply,
+                span: tracing::Span::current(),
             })
             .await
             .map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }
 
-    /// `GET /orders`: one page, newest first; `limit + 1` rows tell whether there is more.
+    /// `GET /orders`: one page, newest first.
     pub async fn list(
         &self,
         after: Option<(DateTime<Utc>, Uuid)>,
         limit: usize,
     ) -> Result<OrderPage, Problem> {
-        let mut rows = store::list(&self.db, after, limit as i64 + 1).await?;
-        let more = rows.len() > limit;
-        rows.truncate(limit);
-        let next_cursor = if more {
-            rows.last().map(cursor_of)
-        } else {
-            None
-        };
+        let rows = store::list(&self.db, after, rows_to_fetch(limit)).await?;
+        let page = Page::new(rows, limit, cursor_of);
         Ok(OrderPage {
-            orders: rows.iter().map(OrderView::from).collect(),
-            next_cursor,
+            orders: page.items.iter().map(OrderView::from).collect(),
+            next_cursor: page.next_cursor(),
         })
     }
 
     /// Refreshes the gauges that come from the database (called on `/metrics`).
     pub async fn record_metrics(&self) {
         if let Ok(total) = store::ledger_total(&self.db).await {
-            metrics::gauge!("pricehub_orders_btc_total").set(sats_to_btc_f64(total));
+            ::metrics::gauge!("pricehub_orders_btc_total").set(sats_to_btc_f64(total));
         }
         self.rates.record_age();
     }
@@ -300,20 +299,13 @@ pub(crate) fn no_rate(book: &RateBook, why: NoRate) -> Problem {
             book.max_age.as_secs()
         ),
     };
-    Problem::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "rate-unavailable",
-        "BTC rate unavailable",
-        detail,
-    )
-    .with_header(header::RETRY_AFTER, retry_after(book.refresh))
+    Problem::new(Kind::RateUnavailable, detail)
+        .with_header(header::RETRY_AFTER, retry_after(book.refresh))
 }
 
 pub(crate) fn cap_exceeded(cap_sats: i64, sats: i128, total: Option<i64>) -> Problem {
     let mut p = Problem::new(
-        StatusCode::CONFLICT,
-        "btc-cap-exceeded",
-        "BTC cap exceeded",
+        Kind::BtcCapExceeded,
         format!(
             "this order of {} BTC would take the total of all orders past the cap of {} BTC",
             btc_text(sats),
@@ -331,7 +323,7 @@ pub(crate) fn cap_exceeded(cap_sats: i64, sats: i128, total: Option<i64>) -> Pro
     p
 }
 
-fn btc_text(sats: i128) -> String {
+pub(crate) fn btc_text(sats: i128) -> String {
     format!(
         "{:.8}",
         rust_decimal::Decimal::from_i128_with_scale(sats, 8)

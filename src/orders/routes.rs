@@ -5,9 +5,9 @@ use std::net::SocketAddr;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::extract::{ConnectInfo, FromRequestParts, RawQuery, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::http::{HeaderMap, header};
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -15,15 +15,19 @@ use utoipa::ToSchema;
 
 use super::limit::{Decision, client_id};
 use super::money::{Amount, Currency, parse_decimal};
-use super::{NewOrder, OrderPage, OrderView, parse_cursor};
+use super::{NewOrder, OrderPage, OrderView};
 use crate::app::AppState;
-use crate::http::problem::{Problem, ProblemBody};
+use crate::http::body::read_limited;
+use crate::http::params::{Cursor, Limit, Params, invalid_cursor};
+use crate::http::problem::{Kind, Problem, ProblemBody};
 use crate::idempotency::Key;
 
 /// Largest order request body.
-const MAX_BODY: usize = 16 * 1024;
-pub const DEFAULT_LIMIT: usize = 50;
-pub const MAX_LIMIT: usize = 500;
+const MAX_BODY: u64 = 16 * 1024;
+const PAGE_LIMIT: Limit = Limit {
+    default: 50,
+    max: 500,
+};
 
 /// Per-client rate limiting; an extractor so that only the order routes pay for it.
 pub struct RateLimited;
@@ -47,9 +51,7 @@ impl FromRequestParts<AppState> for RateLimited {
                 metrics::counter!("pricehub_orders_rate_limited_total").increment(1);
                 let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
                 Err(Problem::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "rate-limited",
-                    "Too many requests",
+                    Kind::RateLimited,
                     format!("this client has used its order requests for now; retry in {secs} s"),
                 )
                 .with("retry_after_s", secs)
@@ -68,8 +70,28 @@ pub struct OrderRequest {
     currency: Currency,
     /// Fiat amount, 0 < amount < 1,000,000,000 with at most 2 decimal places, as a JSON
     /// number or a decimal string; read exactly, never through a binary float.
-    #[schema(value_type = String, example = "100.00")]
+    #[schema(schema_with = amount_schema, example = "100.00")]
     amount: String,
+}
+
+/// A decimal string or a JSON number. "Greater than 0" and "at most 2 decimals" of a
+/// number are not said: JSON Schema's `multipleOf: 0.01` is a float rule, and the server
+/// reads the literal exactly (`0.30000000000000004` has more than 2 decimals).
+fn amount_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+    OneOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(r"^[0-9]{1,9}(\.[0-9]{1,2})?$")),
+        )
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::Number)
+                .exclusive_minimum(Some(0.0))
+                .exclusive_maximum(Some(1_000_000_000.0)),
+        )
+        .into()
 }
 
 #[derive(Deserialize)]
@@ -82,13 +104,7 @@ struct RawOrder<'a> {
 
 fn invalid(field: &'static str, detail: impl Into<String>) -> Problem {
     metrics::counter!("pricehub_orders_total", "outcome" => "invalid").increment(1);
-    Problem::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid-order",
-        "Invalid order",
-        detail,
-    )
-    .with("field", field)
+    Problem::new(Kind::InvalidOrder, detail).with("field", field)
 }
 
 /// Validates an order body: the amount is taken from the JSON text itself.
@@ -104,9 +120,8 @@ pub fn parse_order(body: &[u8]) -> Result<NewOrder, Problem> {
     };
     let raw = parsed.map_err(|e| {
         metrics::counter!("pricehub_orders_total", "outcome" => "invalid").increment(1);
-        Problem::bad_request(
-            "invalid-json",
-            "Invalid JSON",
+        Problem::new(
+            Kind::InvalidJson,
             format!("the body must be a JSON object {{\"currency\": …, \"amount\": …}}: {e}"),
         )
     })?;
@@ -159,19 +174,35 @@ pub fn parse_order(body: &[u8]) -> Result<NewOrder, Problem> {
     Ok(NewOrder { currency, amount })
 }
 
-async fn read_body(body: Body) -> Result<bytes::Bytes, Problem> {
-    axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| {
-        Problem::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload-too-large",
-            "Payload too large",
-            format!("an order body may be at most {MAX_BODY} bytes"),
-        )
-    })
+/// The answers of the two routes that place an order.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+enum OrderPlaced {
+    /// Stored (or, with an Idempotency-Key, stored before)
+    #[response(status = 201)]
+    Stored(OrderView),
+    /// The body is not a JSON object (`invalid-json`), cannot be read (`unreadable-body`), or the Idempotency-Key is malformed (`invalid-idempotency-key`)
+    #[response(status = 400, content_type = "application/problem+json")]
+    BadRequest(ProblemBody),
+    /// The BTC cap would be exceeded (`btc-cap-exceeded`), or the Idempotency-Key was used with another order (`idempotency-key-reused`); nothing stored
+    #[response(status = 409, content_type = "application/problem+json")]
+    Conflict(ProblemBody),
+    /// The body is over 16 KiB (`payload-too-large`)
+    #[response(status = 413, content_type = "application/problem+json")]
+    TooLarge(ProblemBody),
+    /// A field is missing or invalid, named in "field" (`invalid-order`)
+    #[response(status = 422, content_type = "application/problem+json")]
+    Invalid(ProblemBody),
+    /// Rate limited; see Retry-After (`rate-limited`)
+    #[response(status = 429, content_type = "application/problem+json")]
+    RateLimited(ProblemBody),
+    /// No fresh BTC rate (`rate-unavailable`) or the database is unavailable (`unavailable`); see Retry-After
+    #[response(status = 503, content_type = "application/problem+json")]
+    Unavailable(ProblemBody),
 }
 
 async fn place(state: AppState, headers: HeaderMap, body: Body) -> Result<Response, Problem> {
-    let bytes = read_body(body).await?;
+    let bytes = read_limited(&headers, body, MAX_BODY, "an order body", "").await?;
     let req = parse_order(&bytes)?;
     let key = Key::from_request("orders", &headers, &bytes)?;
     state.orders.place(key, req).await
@@ -191,16 +222,10 @@ async fn place(state: AppState, headers: HeaderMap, body: Body) -> Result<Respon
     request_body(content = OrderRequest, content_type = "application/json",
         example = json!({"currency": "EUR", "amount": "100.00"})),
     params(
-        ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: same key and order → the same order, stored once"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: same key and order → the same order, stored once",
+            min_length = 1, max_length = 255, pattern = "^[!-~]+$"),
         ("X-Api-Key" = Option<String>, Header, description = "Identifies the client for rate limiting (else its IP address)")),
-    responses(
-        (status = 201, description = "Stored", body = OrderView),
-        (status = 400, description = "Body is not a JSON object", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 409, description = "BTC cap would be exceeded, or Idempotency-Key reused with another order", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid field (named in `field`)", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited; see Retry-After", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 503, description = "No fresh BTC rate; see Retry-After", body = ProblemBody, content_type = "application/problem+json"),
-    ))]
+    responses(OrderPlaced))]
 pub async fn post_orders(
     _: RateLimited,
     State(state): State<AppState>,
@@ -214,15 +239,10 @@ pub async fn post_orders(
 #[utoipa::path(post, path = "/place_order", tag = "orders",
     request_body(content = OrderRequest, content_type = "application/json"),
     params(
-        ("Idempotency-Key" = Option<String>, Header, description = "Same key and order → the same order"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Same key and order → the same order",
+            min_length = 1, max_length = 255, pattern = "^[!-~]+$"),
         ("X-Api-Key" = Option<String>, Header, description = "Identifies the client for rate limiting")),
-    responses(
-        (status = 201, description = "Stored", body = OrderView),
-        (status = 409, description = "Cap exceeded or key reused", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid field", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 503, description = "No fresh BTC rate", body = ProblemBody, content_type = "application/problem+json"),
-    ))]
+    responses(OrderPlaced))]
 pub async fn place_order(
     _: RateLimited,
     State(state): State<AppState>,
@@ -232,55 +252,46 @@ pub async fn place_order(
     place(state, headers, body).await
 }
 
-fn bad_param(name: &'static str, detail: String) -> Problem {
-    Problem::bad_request("invalid-parameter", "Invalid parameter", detail).with("parameter", name)
+/// The answers of the two routes that list orders.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+enum OrderList {
+    /// A page of orders
+    #[response(status = 200)]
+    Page(OrderPage),
+    /// A paging parameter is repeated or malformed (`duplicate-parameter`, `invalid-limit`, `invalid-cursor`)
+    #[response(status = 400, content_type = "application/problem+json")]
+    BadRequest(ProblemBody),
+    /// Rate limited; see Retry-After (`rate-limited`)
+    #[response(status = 429, content_type = "application/problem+json")]
+    RateLimited(ProblemBody),
+    /// The database is unavailable; see Retry-After (`unavailable`)
+    #[response(status = 503, content_type = "application/problem+json")]
+    Unavailable(ProblemBody),
 }
 
-/// Reads the paging parameters under the given names.
-fn paging(
-    uri: &Uri,
-    cursor_name: &'static str,
-    limit_name: &'static str,
-) -> Result<(Option<String>, usize), Problem> {
-    let mut cursor = None;
-    let mut limit = None;
-    for (k, v) in form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()) {
-        if k == cursor_name {
-            cursor = Some(v.into_owned());
-        } else if k == limit_name {
-            limit = Some(v.into_owned());
-        }
-    }
-    let limit = match limit.filter(|l| !l.is_empty()) {
-        None => DEFAULT_LIMIT,
-        Some(l) => l
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=MAX_LIMIT).contains(n))
-            .ok_or_else(|| {
-                bad_param(
-                    limit_name,
-                    format!("{limit_name} must be an integer from 1 to {MAX_LIMIT}, got {l:?}"),
-                )
-            })?,
-    };
-    Ok((cursor.filter(|c| !c.is_empty()), limit))
-}
-
+/// Answers a page of orders for the paging parameters `cursor_name` and `limit_name`
+/// (the two routes spell them differently).
 async fn list(
     state: &AppState,
-    cursor: Option<String>,
-    limit: usize,
-    name: &'static str,
+    raw: Option<&str>,
+    cursor_name: &'static str,
+    limit_name: &'static str,
 ) -> Result<Json<OrderPage>, Problem> {
+    let q = Params::parse(raw, &[cursor_name, limit_name])?;
+    let limit = q.limit(limit_name, PAGE_LIMIT)?;
+    // The published API asks for `start=0` on the first page.
+    let cursor = q
+        .get(cursor_name)
+        .filter(|c| cursor_name != "start" || *c != "0");
     let after = match cursor {
         None => None,
-        Some(c) => Some(parse_cursor(&c).ok_or_else(|| {
-            bad_param(
-                name,
-                format!("{name} must be a next_cursor value from an earlier page, got {c:?}"),
-            )
-        })?),
+        Some(c) => Some(
+            Cursor::decode(c)
+                .as_ref()
+                .and_then(super::position)
+                .ok_or_else(|| invalid_cursor(cursor_name, c))?,
+        ),
     };
     Ok(Json(state.orders.list(after, limit).await?))
 }
@@ -292,21 +303,16 @@ async fn list(
 /// deep it is. Rate limited per client.
 #[utoipa::path(get, path = "/orders", tag = "orders",
     params(
-        ("limit" = Option<usize>, Query, description = "Orders per page, 1 to 500 (default 50)"),
-        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("limit" = Option<u32>, Query, description = "Orders per page (default 50)", minimum = 1, maximum = 500),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page, unchanged"),
         ("X-Api-Key" = Option<String>, Header, description = "Identifies the client for rate limiting")),
-    responses(
-        (status = 200, description = "A page of orders", body = OrderPage),
-        (status = 400, description = "Bad limit or cursor", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited; see Retry-After", body = ProblemBody, content_type = "application/problem+json"),
-    ))]
+    responses(OrderList))]
 pub async fn get_orders(
     _: RateLimited,
     State(state): State<AppState>,
-    uri: Uri,
+    RawQuery(raw): RawQuery,
 ) -> Result<Json<OrderPage>, Problem> {
-    let (cursor, limit) = paging(&uri, "cursor", "limit")?;
-    list(&state, cursor, limit, "cursor").await
+    list(&state, raw.as_deref(), "cursor", "limit").await
 }
 
 /// List orders, newest first (the published path).
@@ -316,20 +322,16 @@ pub async fn get_orders(
 /// deep pages stay as fast as the first.
 #[utoipa::path(get, path = "/get_orders", tag = "orders",
     params(
-        ("page_size" = Option<usize>, Query, description = "Orders per page, 1 to 500 (default 50)"),
-        ("start" = Option<String>, Query, description = "`next_cursor` of the previous page; empty or 0 for the first")),
-    responses(
-        (status = 200, description = "A page of orders", body = OrderPage),
-        (status = 400, description = "Bad page_size or start", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited", body = ProblemBody, content_type = "application/problem+json"),
-    ))]
+        ("page_size" = Option<u32>, Query, description = "Orders per page (default 50)", minimum = 1, maximum = 500),
+        ("start" = Option<String>, Query, description = "next_cursor of the previous page, unchanged; empty or 0 for the first page"),
+        ("X-Api-Key" = Option<String>, Header, description = "Identifies the client for rate limiting")),
+    responses(OrderList))]
 pub async fn get_orders_alias(
     _: RateLimited,
     State(state): State<AppState>,
-    uri: Uri,
+    RawQuery(raw): RawQuery,
 ) -> Result<Json<OrderPage>, Problem> {
-    let (cursor, limit) = paging(&uri, "start", "page_size")?;
-    list(&state, cursor.filter(|c| c != "0"), limit, "start").await
+    list(&state, raw.as_deref(), "start", "page_size").await
 }
 
 #[cfg(test)]
@@ -401,7 +403,8 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_reject_junk() {
-        assert!(parse_cursor("1763882102123456_0f8b6c1e3a0c4d5e9a572f1d8e6b4c21").is_some());
+        let position = |s: &str| Cursor::decode(s).as_ref().and_then(super::super::position);
+        assert!(position("1763882102123456_0f8b6c1e3a0c4d5e9a572f1d8e6b4c21").is_some());
         for bad in [
             "",
             "x",
@@ -411,7 +414,7 @@ mod tests {
             "99999999999999999999_0f8b6c1e3a0c4d5e9a572f1d8e6b4c21",
             "1_zz8b6c1e3a0c4d5e9a572f1d8e6b4c21",
         ] {
-            assert!(parse_cursor(bad).is_none(), "{bad}");
+            assert!(position(bad).is_none(), "{bad}");
         }
     }
 }

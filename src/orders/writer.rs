@@ -38,6 +38,9 @@ pub struct Pending {
     pub key: Option<Key>,
     pub rates: Result<Rates, NoRate>,
     pub reply: oneshot::Sender<Result<Response, Problem>>,
+    /// The request's span (with its request id): the writer logs each order's outcome
+    /// inside it, so the line carries the id of the request that placed the order.
+    pub span: tracing::Span,
 }
 
 pub struct Writer {
@@ -77,20 +80,37 @@ impl Writer {
     }
 
     async fn commit_batch(&self, batch: Vec<Pending>) {
+        let size = batch.len();
         let (items, replies): (Vec<_>, Vec<_>) = batch
             .into_iter()
-            .map(|p| ((p.req, p.key, p.rates), p.reply))
+            .map(|p| ((p.req, p.key, p.rates), (p.reply, p.span)))
             .unzip();
-        metrics::histogram!("pricehub_orders_batch_size").record(items.len() as f64);
+        metrics::histogram!("pricehub_orders_batch_size").record(size as f64);
         match self.try_batch(&items).await {
             Ok(results) => {
-                for (reply, r) in replies.into_iter().zip(results) {
+                for ((reply, span), r) in replies.into_iter().zip(results) {
+                    span.in_scope(|| match &r {
+                        Ok(resp) => tracing::info!(
+                            status = resp.status().as_u16(),
+                            batch_size = size,
+                            "order answered"
+                        ),
+                        Err(p) => tracing::info!(
+                            status = p.status.as_u16(),
+                            batch_size = size,
+                            reason = %p,
+                            "order refused"
+                        ),
+                    });
                     let _ = reply.send(r);
                 }
             }
             Err(p) => {
                 outcome_n("error", items.len());
-                for reply in replies {
+                for (reply, span) in replies {
+                    span.in_scope(|| {
+                        tracing::warn!(batch_size = size, error = %p, "order batch failed; nothing stored")
+                    });
                     let _ = reply.send(Err(p.clone()));
                 }
             }

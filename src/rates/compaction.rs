@@ -89,6 +89,7 @@ pub fn spawn(
     every: Duration,
     shutdown: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
+    super::metrics::register_compaction();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -112,7 +113,10 @@ pub fn spawn(
                     );
                 }
                 Ok(None) => {}
-                Err(e) => tracing::warn!(error = %e, "price compaction failed; will retry"),
+                Err(e) => {
+                    metrics::counter!("pricehub_rates_compaction_failures_total").increment(1);
+                    tracing::warn!(error = %e, "price compaction failed; will retry");
+                }
             }
         }
     })

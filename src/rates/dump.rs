@@ -155,9 +155,7 @@ fn required(v: Option<String>, col: &str, line: usize) -> Result<String, DumpErr
 }
 
 fn parse_price_day(s: &str, line: usize) -> Result<NaiveDate, DumpError> {
-    NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .ok()
-        .filter(|_| s.len() == 10)
+    crate::http::params::parse_day(s)
         .ok_or_else(|| err(line, format!("day {s:?} is not a date in YYYY-MM-DD form")))
 }
 

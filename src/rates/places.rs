@@ -101,7 +101,7 @@ pub fn region_tree(catalog: &Catalog) -> Vec<RegionNode> {
 #[utoipa::path(get, path = "/ports", tag = "rates",
     responses(
         (status = 200, description = "All ports, sorted by code", body = PortsResponse),
-        (status = 503, description = "Database unavailable", body = ProblemBody, content_type = "application/problem+json")))]
+        (status = 503, description = "Database unavailable (`unavailable`)", body = ProblemBody, content_type = "application/problem+json")))]
 pub async fn get_ports(State(state): State<AppState>) -> Result<Json<PortsResponse>, Problem> {
     let catalog = state.rates.catalog().await?;
     Ok(Json(PortsResponse {
@@ -121,7 +121,7 @@ pub async fn get_ports(State(state): State<AppState>) -> Result<Json<PortsRespon
 #[utoipa::path(get, path = "/regions", tag = "rates",
     responses(
         (status = 200, description = "The region tree", body = RegionsResponse),
-        (status = 503, description = "Database unavailable", body = ProblemBody, content_type = "application/problem+json")))]
+        (status = 503, description = "Database unavailable (`unavailable`)", body = ProblemBody, content_type = "application/problem+json")))]
 pub async fn get_regions(State(state): State<AppState>) -> Result<Json<RegionsResponse>, Problem> {
     let catalog = state.rates.catalog().await?;
     Ok(Json(RegionsResponse {

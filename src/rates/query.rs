@@ -1,9 +1,11 @@
-//! Parsing and validating `GET /rates` parameters. Every failure is a 400 problem that
-//! names the parameter; unknown locations are resolved (404) by the catalog later.
+//! Validating `GET /rates` parameters (read under the rules of [`crate::http::params`]).
+//! Every failure is a 400 problem that names the parameter; unknown locations are
+//! resolved (404) by the catalog later.
 
 use chrono::NaiveDate;
 
-use crate::http::problem::Problem;
+use crate::http::params::Params;
+use crate::http::problem::{Kind, Problem};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RatesQuery {
@@ -25,40 +27,14 @@ const MAX_CODE_LEN: usize = 64;
 
 /// Parses the raw query string. `max_days` bounds the range (configurable).
 pub fn parse(raw: Option<&str>, max_days: u32) -> Result<RatesQuery, Problem> {
-    let mut date_from = None;
-    let mut date_to = None;
-    let mut orig = None;
-    let mut dest = None;
-    for (key, value) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
-        let slot = match key.as_ref() {
-            "date_from" => &mut date_from,
-            "date_to" => &mut date_to,
-            "orig_code" => &mut orig,
-            "dest_code" => &mut dest,
-            _ => continue,
-        };
-        // `date_from=` is as good as absent.
-        if value.is_empty() {
-            continue;
-        }
-        if slot.is_some() {
-            return Err(Problem::bad_request(
-                "duplicate-parameter",
-                "Duplicate parameter",
-                format!("{key} is given more than once"),
-            )
-            .with("parameter", key.as_ref()));
-        }
-        *slot = Some(value.into_owned());
-    }
-    let date_from = parse_date("date_from", date_from)?;
-    let date_to = parse_date("date_to", date_to)?;
-    let orig_code = parse_code("orig_code", orig)?;
-    let dest_code = parse_code("dest_code", dest)?;
+    let q = Params::parse(raw, &["date_from", "date_to", "orig_code", "dest_code"])?;
+    let date_from = q.required_day("date_from")?;
+    let date_to = q.required_day("date_to")?;
+    let orig_code = parse_code("orig_code", q.required("orig_code")?)?;
+    let dest_code = parse_code("dest_code", q.required("dest_code")?)?;
     if date_from > date_to {
-        return Err(Problem::bad_request(
-            "invalid-date-range",
-            "Invalid date range",
+        return Err(Problem::new(
+            Kind::InvalidRange,
             format!("date_from ({date_from}) is after date_to ({date_to})"),
         )
         .with("parameter", "date_from"));
@@ -70,9 +46,8 @@ pub fn parse(raw: Option<&str>, max_days: u32) -> Result<RatesQuery, Problem> {
         dest_code,
     };
     if q.days() > i64::from(max_days) {
-        return Err(Problem::bad_request(
-            "date-range-too-long",
-            "Date range too long",
+        return Err(Problem::new(
+            Kind::RangeTooLong,
             format!(
                 "the range covers {} days; at most {max_days} are answered",
                 q.days()
@@ -84,55 +59,18 @@ pub fn parse(raw: Option<&str>, max_days: u32) -> Result<RatesQuery, Problem> {
     Ok(q)
 }
 
-fn missing(name: &'static str) -> Problem {
-    Problem::bad_request(
-        "missing-parameter",
-        "Missing parameter",
-        format!("{name} is required"),
-    )
-    .with("parameter", name)
-}
-
-/// Accepts exactly `YYYY-MM-DD` naming a real calendar day.
-pub fn parse_date(name: &'static str, value: Option<String>) -> Result<NaiveDate, Problem> {
-    let value = value.ok_or_else(|| missing(name))?;
-    let b = value.as_bytes();
-    let shape_ok = b.len() == 10
-        && b.iter().enumerate().all(|(i, c)| {
-            if i == 4 || i == 7 {
-                *c == b'-'
-            } else {
-                c.is_ascii_digit()
-            }
-        });
-    let date = shape_ok
-        .then(|| NaiveDate::parse_from_str(&value, "%Y-%m-%d").ok())
-        .flatten();
-    date.ok_or_else(|| {
-        let shown: String = value.chars().take(40).collect();
-        Problem::bad_request(
-            "invalid-date",
-            "Invalid date",
-            format!("{name} must be a real date in YYYY-MM-DD form, got {shown:?}"),
-        )
-        .with("parameter", name)
-    })
-}
-
-fn parse_code(name: &'static str, value: Option<String>) -> Result<String, Problem> {
-    let value = value.ok_or_else(|| missing(name))?;
+fn parse_code(name: &'static str, value: &str) -> Result<String, Problem> {
     let ok = !value.is_empty()
         && value.len() <= MAX_CODE_LEN
         && value
             .bytes()
             .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-');
     if ok {
-        Ok(value)
+        Ok(value.to_string())
     } else {
         let shown: String = value.chars().take(40).collect();
-        Err(Problem::bad_request(
-            "invalid-code",
-            "Invalid location",
+        Err(Problem::new(
+            Kind::InvalidCode,
             format!(
                 "{name} must be a port code (e.g. CNSGH) or a region slug (e.g. north_europe_main), got {shown:?}"
             ),
@@ -193,7 +131,7 @@ mod tests {
             (
                 "date_from=2021-01-31&date_to=2021-01-01&orig_code=A&dest_code=B",
                 "date_from",
-                "invalid-date-range",
+                "invalid-range",
             ),
         ] {
             let p = q(query).unwrap_err();
@@ -228,7 +166,7 @@ mod tests {
             10,
         )
         .unwrap_err();
-        assert_eq!(p.kind, "date-range-too-long");
+        assert_eq!(p.kind, "range-too-long");
         assert!(
             parse(
                 Some("date_from=2021-01-01&date_to=2021-01-10&orig_code=A&dest_code=B"),

@@ -24,16 +24,18 @@ pub struct RatesResponse {
 /// any price.
 #[utoipa::path(get, path = "/rates", tag = "rates",
     params(
-        ("date_from" = String, Query, description = "First day, YYYY-MM-DD", example = "2021-01-01"),
-        ("date_to" = String, Query, description = "Last day, YYYY-MM-DD (inclusive)", example = "2021-01-31"),
-        ("orig_code" = String, Query, description = "Origin port code or region slug", example = "CNGGZ"),
-        ("dest_code" = String, Query, description = "Destination port code or region slug", example = "EETLL"),
+        ("date_from" = chrono::NaiveDate, Query, description = "First day, YYYY-MM-DD", example = "2021-01-01"),
+        ("date_to" = chrono::NaiveDate, Query, description = "Last day, YYYY-MM-DD (inclusive); the range may span at most --rates-max-days days (default 3660)", example = "2021-01-31"),
+        ("orig_code" = String, Query, description = "Origin port code or region slug", example = "CNGGZ",
+            min_length = 1, max_length = 64, pattern = r"^[A-Za-z0-9_-]+$"),
+        ("dest_code" = String, Query, description = "Destination port code or region slug", example = "EETLL",
+            min_length = 1, max_length = 64, pattern = r"^[A-Za-z0-9_-]+$"),
     ),
     responses(
         (status = 200, description = "Daily rates", body = RatesResponse),
-        (status = 400, description = "Missing or malformed parameter, date_from after date_to, or range too long", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 404, description = "Unknown port or region", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 400, description = "A parameter is missing, repeated or malformed (`missing-parameter`, `duplicate-parameter`, `invalid-date`, `invalid-code`), date_from is after date_to (`invalid-range`) or the range is too long (`range-too-long`)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown port or region (`unknown-location`)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "Database unavailable (`unavailable`)", body = ProblemBody, content_type = "application/problem+json"),
     ))]
 pub async fn get_rates(
     State(state): State<AppState>,

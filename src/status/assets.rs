@@ -73,9 +73,8 @@ pub async fn serve(Path(file): Path<String>, headers: HeaderMap) -> Response {
     } else if let Some(a) = ASSETS.iter().find(|a| a.name == file) {
         (a, "no-cache")
     } else {
-        return crate::http::problem::Problem::not_found(
-            "not-found",
-            "Not found",
+        return crate::http::problem::Problem::new(
+            crate::http::problem::Kind::NotFound,
             format!("no asset named {file}"),
         )
         .into_response();

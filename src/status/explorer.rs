@@ -13,7 +13,7 @@ use chrono::{Days, NaiveDate};
 
 use super::{Chrome, SECURITY_HEADERS};
 use crate::app::AppState;
-use crate::http::problem::{Problem, ProblemBody};
+use crate::http::problem::{Kind, Problem, ProblemBody};
 use crate::rates::catalog::{Catalog, Location};
 use crate::rates::places::{RegionNode, region_tree};
 use crate::rates::query::{self, RatesQuery};
@@ -181,9 +181,8 @@ pub async fn explorer_page(
     let parsed: Result<RatesQuery, Problem> = match (&catalog, raw.as_deref()) {
         (Err(e), _) => Err(Problem::unavailable(e)),
         (Ok(c), None) => default_query(&state, c).await.ok_or_else(|| {
-            Problem::not_found(
-                "no-locations",
-                "No ports yet",
+            Problem::new(
+                Kind::NoLocations,
                 "the database has no ports or regions: load some with `pricehub import`",
             )
         }),
@@ -273,9 +272,9 @@ fn row(d: &DayRate) -> Row {
     ),
     responses(
         (status = 200, description = "The series as CSV (a download)", content_type = "text/csv", body = String),
-        (status = 400, description = "Missing or malformed parameter", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 404, description = "Unknown port or region", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable", body = ProblemBody, content_type = "application/problem+json")))]
+        (status = 400, description = "A parameter is missing, repeated or malformed (`missing-parameter`, `duplicate-parameter`, `invalid-date`, `invalid-code`), date_from is after date_to (`invalid-range`) or the range is too long (`range-too-long`)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown port or region (`unknown-location`)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "Database unavailable (`unavailable`)", body = ProblemBody, content_type = "application/problem+json")))]
 pub async fn explorer_csv(
     State(state): State<AppState>,
     RawQuery(raw): RawQuery,

@@ -374,7 +374,7 @@ pub async fn status_page(
 #[utoipa::path(get, path = "/status.json", tag = "status",
     responses(
         (status = 200, description = "Everything is up", body = StatusReport),
-        (status = 503, description = "A dependency is down (listed in `down`)", body = StatusReport)))]
+        (status = 503, description = "A dependency is down (the report names it under down)", body = StatusReport)))]
 pub async fn status_json(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,

@@ -43,10 +43,21 @@ pub const ROUTES: &[&str] = &[
     "/explorer.csv",
     "/ports",
     "/regions",
+    "/instruments/stream",
+    "/orders/cap",
     "/orders",
     "/place_order",
     "/get_orders",
 ];
+
+/// A TCP port that was free a moment ago on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
 
 pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")

@@ -62,6 +62,14 @@ impl Proc {
         }
     }
 
+    /// Every line the process wrote until it closed stderr (call after it has exited).
+    pub fn drain(&mut self) -> &[String] {
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(10)) {
+            self.seen.push(line);
+        }
+        &self.seen
+    }
+
     pub fn addr(&mut self) -> String {
         let v = self.wait_for("pricehub API listening");
         v["addr"]

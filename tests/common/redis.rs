@@ -24,19 +24,11 @@ extern "C" fn stop_own_server() {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn start_own() -> Result<String, String> {
     let dir = std::env::temp_dir().join(format!("pricehub-test-redis-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let pidfile = dir.join("redis.pid");
-    let port = free_port();
+    let port = super::free_port();
     let out = Command::new("redis-server")
         .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
         .args(["--save", "", "--appendonly", "no", "--daemonize", "yes"])

@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use self::parse::{Checked, Format, Parsed, Rejection};
 use crate::db::{Db, Tx};
-use crate::http::problem::Problem;
+use crate::http::problem::{Kind, Problem};
 use crate::idempotency::{self, Claim, Key, Outcome};
 use crate::rates::cache::RatesCache;
 use crate::rates::catalog::Catalog;
@@ -49,6 +49,8 @@ pub struct Ingest {
     pub db: Db,
     pub rates: Arc<RatesCache>,
     pub max_rows: usize,
+    /// How the async worker retries a failing batch.
+    pub retry: worker::RetryPolicy,
     pub wake: tokio::sync::Notify,
 }
 
@@ -81,24 +83,17 @@ pub fn rejection_problem(r: &Rejection) -> Problem {
             r.errors.len()
         )
     };
-    Problem::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid-batch",
-        "Invalid batch",
-        detail,
-    )
-    .with("errors", &r.errors)
-    .with("error_count", r.error_count)
-    .with("row_count", r.row_count)
+    Problem::new(Kind::InvalidBatch, detail)
+        .with("errors", &r.errors)
+        .with("error_count", r.error_count)
+        .with("row_count", r.row_count)
 }
 
 impl From<store::WriteError> for Problem {
     fn from(e: store::WriteError) -> Problem {
         match e {
             store::WriteError::UnknownPorts(codes) => Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid-batch",
-                "Invalid batch",
+                Kind::InvalidBatch,
                 format!(
                     "unknown port codes (removed while the batch was written): {codes}; nothing was stored"
                 ),
@@ -110,20 +105,25 @@ impl From<store::WriteError> for Problem {
 
 pub fn too_many_rows(max: usize) -> Problem {
     Problem::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "too-many-rows",
-        "Too many rows",
+        Kind::TooManyRows,
         format!("a batch may have at most {max} rows; split it or raise --ingest-max-rows"),
     )
     .with("max_rows", max)
 }
 
 impl Ingest {
-    pub fn new(db: Db, rates: Arc<RatesCache>, max_rows: usize) -> Arc<Ingest> {
+    pub fn new(
+        db: Db,
+        rates: Arc<RatesCache>,
+        max_rows: usize,
+        retry: worker::RetryPolicy,
+    ) -> Arc<Ingest> {
+        worker::register_metrics();
         Arc::new(Ingest {
             db,
             rates,
             max_rows,
+            retry,
             wake: tokio::sync::Notify::new(),
         })
     }
@@ -365,6 +365,9 @@ impl Ingest {
         }
         tx.commit().await?;
         metrics::counter!("pricehub_ingest_batches_total", "mode" => "async", "outcome" => "accepted").increment(1);
+        // In the request's span: this line ties the request id to the batch id that the
+        // worker's lines carry.
+        tracing::info!(batch_id = %id, bytes = body.len(), "async batch accepted");
         self.wake.notify_one();
         Ok(outcome.into_response())
     }

@@ -187,7 +187,7 @@ impl<S: RowSink> Checker<'_, S> {
     }
 
     fn day(&mut self, i: usize, v: &str) -> Option<NaiveDate> {
-        match crate::rates::parse_day(v) {
+        match crate::http::params::parse_day(v) {
             Some(d) => Some(d),
             None => {
                 let shown: String = v.chars().take(40).collect();

@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::response::Response;
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -13,7 +13,8 @@ use super::parse::{Format, RowError};
 use super::store::{self, BatchStatus};
 use crate::app::AppState;
 use crate::http::auth::require_bearer;
-use crate::http::problem::{Problem, ProblemBody};
+use crate::http::body::read_limited;
+use crate::http::problem::{Kind, Problem, ProblemBody};
 use crate::idempotency::Key;
 
 /// One price in a JSON batch.
@@ -27,10 +28,10 @@ pub struct PriceInput {
     #[schema(example = "NOOSL")]
     dest_code: String,
     /// Day, YYYY-MM-DD.
-    #[schema(example = "2021-01-31")]
+    #[schema(example = "2021-01-31", format = Date)]
     day: String,
     /// Positive integer price.
-    #[schema(example = 1200)]
+    #[schema(example = 1200, minimum = 1, maximum = 2147483647)]
     price: i64,
 }
 
@@ -63,47 +64,21 @@ async fn read_batch(
         .and_then(|v| v.to_str().ok());
     let format = Format::from_content_type(ct).ok_or_else(|| {
         Problem::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported-media-type",
-            "Unsupported media type",
+            Kind::UnsupportedMediaType,
             format!(
                 "send application/json or text/csv, not {}",
                 ct.unwrap_or("")
             ),
         )
     })?;
-    let limit = cfg.ingest_max_body_bytes;
-    let too_large = || {
-        Problem::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload-too-large",
-            "Payload too large",
-            format!("a batch body may be at most {limit} bytes; split it or raise --ingest-max-body-bytes"),
-        )
-        .with("max_body_bytes", limit)
-    };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return Err(too_large());
-    }
-    let bytes = axum::body::to_bytes(body, usize::try_from(limit).unwrap_or(usize::MAX))
-        .await
-        .map_err(|e| {
-            if std::error::Error::source(&e)
-                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
-            {
-                too_large()
-            } else {
-                Problem::bad_request(
-                    "unreadable-body",
-                    "Unreadable body",
-                    format!("the request body could not be read: {e}"),
-                )
-            }
-        })?;
+    let bytes = read_limited(
+        headers,
+        body,
+        cfg.ingest_max_body_bytes,
+        "a batch body",
+        "; split it or raise --ingest-max-body-bytes",
+    )
+    .await?;
     Ok((format, bytes))
 }
 
@@ -118,16 +93,19 @@ async fn read_batch(
     request_body(description = "The batch", content(
         (Vec<PriceInput> = "application/json"),
         (String = "text/csv", example = "orig_code,dest_code,day,price\nCNSGH,NOOSL,2021-01-31,1200\n"))),
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: same key and body → same answer, stored once")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: same key and body → same answer, stored once",
+        min_length = 1, max_length = 255, pattern = "^[!-~]+$")),
     security(("bearer" = [])),
     responses(
         (status = 201, description = "Committed", body = BatchAccepted, headers(("Location" = String, description = "/batches/{id}"))),
-        (status = 401, description = "Missing or wrong bearer token", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 403, description = "Ingestion disabled (no token configured)", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 409, description = "Idempotency-Key reused with a different body", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 413, description = "Body or row count over the limit", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 415, description = "Not JSON or CSV", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid rows; nothing stored", body = BatchRejected, content_type = "application/problem+json"),
+        (status = 400, description = "The body cannot be read (`unreadable-body`) or the Idempotency-Key is malformed (`invalid-idempotency-key`)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or wrong bearer token (`unauthorized`)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "Ingestion disabled: no token configured (`writes-disabled`)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "Idempotency-Key reused with a different body (`idempotency-key-reused`)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 413, description = "Body over --ingest-max-body-bytes (`payload-too-large`) or rows over --ingest-max-rows (`too-many-rows`)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 415, description = "Neither JSON nor CSV (`unsupported-media-type`)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid rows, listed in errors; nothing stored (`invalid-batch`)", body = BatchRejected, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unavailable; see Retry-After (`unavailable`)", body = ProblemBody, content_type = "application/problem+json"),
     ))]
 pub async fn post_prices(
     State(state): State<AppState>,
@@ -148,15 +126,18 @@ pub async fn post_prices(
     request_body(description = "The batch (same formats as POST /prices)", content(
         (Vec<PriceInput> = "application/json"),
         (String = "text/csv"))),
-    params(("Idempotency-Key" = Option<String>, Header, description = "Same key and body → the same batch")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Same key and body → the same batch",
+        min_length = 1, max_length = 255, pattern = "^[!-~]+$")),
     security(("bearer" = [])),
     responses(
-        (status = 202, description = "Accepted; follow Location", body = BatchAccepted, headers(("Location" = String, description = "/batches/{id}"))),
-        (status = 401, description = "Missing or wrong bearer token", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 403, description = "Ingestion disabled", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 409, description = "Idempotency-Key reused with a different body", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 413, description = "Body over the limit", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 415, description = "Not JSON or CSV", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 202, description = "Accepted; follow Location. The rows are validated by the worker: GET /batches/{id} tells committed or rejected", body = BatchAccepted, headers(("Location" = String, description = "/batches/{id}"))),
+        (status = 400, description = "The body cannot be read (`unreadable-body`) or the Idempotency-Key is malformed (`invalid-idempotency-key`)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or wrong bearer token (`unauthorized`)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "Ingestion disabled: no token configured (`writes-disabled`)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "Idempotency-Key reused with a different body (`idempotency-key-reused`)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 413, description = "Body over --ingest-max-body-bytes (`payload-too-large`)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 415, description = "Neither JSON nor CSV (`unsupported-media-type`)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unavailable; see Retry-After (`unavailable`)", body = ProblemBody, content_type = "application/problem+json"),
     ))]
 pub async fn post_batches(
     State(state): State<AppState>,
@@ -171,22 +152,17 @@ pub async fn post_batches(
 /// The state of a batch: `pending`, `committed` (with its row count) or `rejected` (with
 /// the row errors).
 #[utoipa::path(get, path = "/batches/{id}", tag = "ingest",
-    params(("id" = String, Path, description = "Batch id")),
+    params(("id" = String, Path, description = "Batch id (a UUID)")),
     responses(
         (status = 200, description = "The batch", body = BatchStatus),
-        (status = 404, description = "No such batch", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "No such batch (`unknown-batch`)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unavailable; see Retry-After (`unavailable`)", body = ProblemBody, content_type = "application/problem+json"),
     ))]
 pub async fn get_batch(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<BatchStatus>, Problem> {
-    let not_found = || {
-        Problem::not_found(
-            "unknown-batch",
-            "Unknown batch",
-            format!("there is no batch {id:?}"),
-        )
-    };
+    let not_found = || Problem::new(Kind::UnknownBatch, format!("there is no batch {id:?}"));
     let uuid = uuid::Uuid::parse_str(&id).map_err(|_| not_found())?;
     store::batch_status(&state.db, uuid)
         .await?

@@ -5,6 +5,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::parse::{Format, Rejection, RowError, RowSink};
+use crate::db::text::{jsonb, text};
 use crate::db::{Db, Tx};
 use crate::rates::PriceRow;
 use crate::rates::store::{pg_copy_prices, push_copy_line, sqlite_insert_prices};
@@ -228,26 +229,35 @@ pub async fn insert_pending_batch(
     Ok(())
 }
 
-/// A pending batch claimed by a worker (locked until `tx` ends).
+/// A pending batch claimed by a worker: its attempt is counted (committed) and its next
+/// attempt pushed back, before any of its work starts.
 pub struct Claimed {
     pub id: String,
-    pub format: Format,
-    pub payload: Vec<u8>,
+    /// Attempts so far, this one included.
     pub attempts: i32,
+    /// Why the previous attempt failed, if one did.
+    pub last_error: Option<String>,
 }
 
-/// Takes the oldest pending batch, locking it for this transaction. On PostgreSQL other
-/// workers skip it (`FOR UPDATE SKIP LOCKED`); on SQLite the first statement is a write,
-/// which takes the database's write lock. A crash before commit releases the claim, and
-/// the batch is picked up again.
-pub async fn claim_pending(tx: &mut Tx) -> Result<Option<Claimed>, sqlx::Error> {
-    let row: Option<(String, String, Option<Vec<u8>>, i32)> = match tx {
+/// Claims the oldest batch that is due, in a transaction of its own that commits: the
+/// attempt is counted even if processing then fails, crashes or is killed, and the batch
+/// is not due again for `retry_in`, so the batches behind it go first. On PostgreSQL a
+/// batch being processed is locked (see [`lock_claimed`]) and skipped by other workers.
+pub async fn claim_next(
+    db: &Db,
+    retry_in: impl Fn(i32) -> std::time::Duration,
+) -> Result<Option<Claimed>, sqlx::Error> {
+    // The first statement writes: on SQLite that takes the write lock at once (a read
+    // first could not be upgraded if another connection wrote in between).
+    let mut tx = db.begin().await?;
+    let row: Option<(String, i32, Option<String>)> = match &mut tx {
         Tx::Postgres(t) => {
             sqlx::query_as(
                 "UPDATE ingest_batches SET attempts = attempts + 1 WHERE id = ( \
                    SELECT id FROM ingest_batches WHERE status = 'pending' \
+                   AND (next_attempt_at IS NULL OR next_attempt_at <= now()) \
                    ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED) \
-                 RETURNING id::text, content_type, payload, attempts",
+                 RETURNING id::text, attempts, last_error",
             )
             .fetch_optional(&mut **t)
             .await?
@@ -255,59 +265,161 @@ pub async fn claim_pending(tx: &mut Tx) -> Result<Option<Claimed>, sqlx::Error> 
         Tx::Sqlite(t) => {
             sqlx::query_as(
                 "UPDATE ingest_batches SET attempts = attempts + 1 WHERE id = ( \
-                   SELECT id FROM ingest_batches WHERE status = 'pending' ORDER BY created_at LIMIT 1) \
-                 RETURNING id, content_type, payload, attempts",
+                   SELECT id FROM ingest_batches WHERE status = 'pending' \
+                   AND (next_attempt_at IS NULL OR next_attempt_at <= strftime('%Y-%m-%dT%H:%M:%fZ', 'now')) \
+                   ORDER BY created_at LIMIT 1) \
+                 RETURNING id, attempts, last_error",
             )
             .fetch_optional(&mut **t)
             .await?
         }
     };
-    Ok(row.map(|(id, ct, payload, attempts)| Claimed {
+    let Some((id, attempts, last_error)) = row else {
+        tx.rollback().await?;
+        return Ok(None);
+    };
+    let delay_ms = retry_in(attempts).as_millis() as i64;
+    match &mut tx {
+        Tx::Postgres(t) => {
+            sqlx::query(
+                "UPDATE ingest_batches \
+                 SET next_attempt_at = now() + make_interval(secs => $2::float8 / 1000) WHERE id = $1::uuid",
+            )
+            .bind(&id)
+            .bind(delay_ms as f64)
+            .execute(&mut **t)
+            .await?;
+        }
+        Tx::Sqlite(t) => {
+            sqlx::query(
+                "UPDATE ingest_batches \
+                 SET next_attempt_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', printf('+%.3f seconds', ?2 / 1000.0)) WHERE id = ?1",
+            )
+            .bind(&id)
+            .bind(delay_ms)
+            .execute(&mut **t)
+            .await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(Some(Claimed {
         id,
-        format: Format::from_content_type(Some(&ct)).unwrap_or(Format::Json),
-        payload: payload.unwrap_or_default(),
         attempts,
+        last_error,
     }))
 }
 
+/// Locks a claimed batch for the transaction that processes it and reads its payload.
+/// `None` when it is no longer pending or another worker holds it. On SQLite the first
+/// statement is a write, which takes the database's write lock.
+pub async fn lock_claimed(tx: &mut Tx, id: &str) -> Result<Option<(Format, Vec<u8>)>, sqlx::Error> {
+    let row: Option<(String, Option<Vec<u8>>)> =
+        match tx {
+            Tx::Postgres(t) => {
+                sqlx::query_as(
+                    "SELECT content_type, payload FROM ingest_batches \
+                 WHERE id = $1::uuid AND status = 'pending' FOR UPDATE SKIP LOCKED",
+                )
+                .bind(id)
+                .fetch_optional(&mut **t)
+                .await?
+            }
+            Tx::Sqlite(t) => sqlx::query_as(
+                "UPDATE ingest_batches SET status = status WHERE id = ?1 AND status = 'pending' \
+                 RETURNING content_type, payload",
+            )
+            .bind(id)
+            .fetch_optional(&mut **t)
+            .await?,
+        };
+    Ok(row.map(|(ct, payload)| {
+        (
+            Format::from_content_type(Some(&ct)).unwrap_or(Format::Json),
+            payload.unwrap_or_default(),
+        )
+    }))
+}
+
+/// Records why an attempt failed (the batch stays pending until its next attempt).
+pub async fn record_failure(db: &Db, id: &str, error: &str) -> Result<(), sqlx::Error> {
+    let error = text(error);
+    match db {
+        Db::Postgres(p) => {
+            sqlx::query("UPDATE ingest_batches SET last_error = $2 WHERE id = $1::uuid AND status = 'pending'")
+                .bind(id)
+                .bind(error.as_ref())
+                .execute(p)
+                .await?;
+        }
+        Db::Sqlite(p) => {
+            sqlx::query(
+                "UPDATE ingest_batches SET last_error = ?2 WHERE id = ?1 AND status = 'pending'",
+            )
+            .bind(id)
+            .bind(error.as_ref())
+            .execute(p)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// How a claimed batch ends.
+pub enum Finish<'a> {
+    Committed {
+        rows: usize,
+    },
+    /// Refused: `reason` says why in one sentence, `rejection` lists the row errors.
+    Rejected {
+        rows: usize,
+        reason: &'a str,
+        rejection: &'a Rejection,
+    },
+}
+
 /// Marks a claimed batch committed or rejected and drops its payload.
-pub async fn finish_batch(
-    tx: &mut Tx,
-    id: &str,
-    rows: usize,
-    rejection: Option<&Rejection>,
-) -> Result<(), sqlx::Error> {
-    let status = if rejection.is_some() {
-        "rejected"
-    } else {
-        "committed"
+pub async fn finish_batch(tx: &mut Tx, id: &str, finish: Finish<'_>) -> Result<(), sqlx::Error> {
+    let (status, rows, reason, errors, error_count) = match finish {
+        Finish::Committed { rows } => ("committed", rows, None, None, 0),
+        Finish::Rejected {
+            rows,
+            reason,
+            rejection,
+        } => (
+            "rejected",
+            rows,
+            Some(text(reason)),
+            Some(jsonb(&rejection.errors)),
+            rejection.error_count as i64,
+        ),
     };
-    let errors = rejection.map(|r| serde_json::to_string(&r.errors).expect("errors serialize"));
-    let error_count = rejection.map(|r| r.error_count as i64).unwrap_or(0);
+    let reason = reason.as_deref();
     match tx {
         Tx::Postgres(t) => {
             sqlx::query(
                 "UPDATE ingest_batches SET status = $2, row_count = $3, error_count = $4, errors = $5::jsonb, \
-                 payload = NULL, finished_at = now() WHERE id = $1::uuid",
+                 reason = $6, payload = NULL, next_attempt_at = NULL, finished_at = now() WHERE id = $1::uuid",
             )
             .bind(id)
             .bind(status)
             .bind(rows as i64)
             .bind(error_count)
             .bind(errors)
+            .bind(reason)
             .execute(&mut **t)
             .await?;
         }
         Tx::Sqlite(t) => {
             sqlx::query(
                 "UPDATE ingest_batches SET status = ?2, row_count = ?3, error_count = ?4, errors = ?5, \
-                 payload = NULL, finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?1",
+                 reason = ?6, payload = NULL, next_attempt_at = NULL, finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?1",
             )
             .bind(id)
             .bind(status)
             .bind(rows as i64)
             .bind(error_count)
             .bind(errors)
+            .bind(reason)
             .execute(&mut **t)
             .await?;
         }
@@ -328,10 +440,18 @@ pub struct BatchStatus {
     /// Rows in the batch (known once processed).
     pub rows: Option<i64>,
     pub error_count: Option<i64>,
+    /// Why a rejected batch was refused, in one sentence.
+    #[schema(example = "3 problem(s) in 10 row(s); nothing was stored (the first 3 are listed)")]
+    pub reason: Option<String>,
     /// The first row errors of a rejected batch.
     pub errors: Option<Vec<RowError>>,
     pub payload_bytes: i64,
+    /// Processing attempts so far (a failed attempt is retried after a growing delay).
     pub attempts: i32,
+    /// Why the latest attempt failed (transient failures are retried).
+    pub last_error: Option<String>,
+    /// A pending batch is not tried again before this time.
+    pub next_attempt_at: Option<String>,
     pub created_at: String,
     pub finished_at: Option<String>,
 }
@@ -347,6 +467,9 @@ type StatusRow = (
     i32,
     String,
     Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
 );
 
 pub async fn batch_status(db: &Db, id: Uuid) -> Result<Option<BatchStatus>, sqlx::Error> {
@@ -355,7 +478,9 @@ pub async fn batch_status(db: &Db, id: Uuid) -> Result<Option<BatchStatus>, sqlx
             sqlx::query_as(
                 "SELECT id::text, mode, status, row_count, error_count, errors::text, payload_bytes, attempts, \
                    to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), \
-                   to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') \
+                   to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), \
+                   reason, last_error, \
+                   to_char(next_attempt_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') \
                  FROM ingest_batches WHERE id = $1::uuid",
             )
             .bind(id.to_string())
@@ -364,7 +489,8 @@ pub async fn batch_status(db: &Db, id: Uuid) -> Result<Option<BatchStatus>, sqlx
         }
         Db::Sqlite(p) => {
             sqlx::query_as(
-                "SELECT id, mode, status, row_count, error_count, errors, payload_bytes, attempts, created_at, finished_at \
+                "SELECT id, mode, status, row_count, error_count, errors, payload_bytes, attempts, created_at, finished_at, \
+                   reason, last_error, next_attempt_at \
                  FROM ingest_batches WHERE id = ?1",
             )
             .bind(id.to_string())
@@ -378,9 +504,12 @@ pub async fn batch_status(db: &Db, id: Uuid) -> Result<Option<BatchStatus>, sqlx
         status: r.2,
         rows: r.3,
         error_count: r.4,
+        reason: r.10,
         errors: r.5.and_then(|e| serde_json::from_str(&e).ok()),
         payload_bytes: r.6,
         attempts: r.7,
+        last_error: r.11,
+        next_attempt_at: r.12,
         created_at: r.8,
         finished_at: r.9,
     }))

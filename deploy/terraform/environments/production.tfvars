@@ -1,0 +1,13 @@
+environment          = "production"
+image                = "ghcr.io/pricehub/pricehub@sha256:0000000000000000000000000000000000000000000000000000000000000000"
+certificate_arn      = "arn:aws:acm:eu-west-1:111111111111:certificate/production"
+github_repository    = "pricehub/pricehub"
+alarm_email          = "oncall@example.com"
+az_count             = 3
+nat_gateways         = 3
+api_count            = 3
+api_max_count        = 12
+db_instance_class    = "db.m7g.large"
+db_allocated_storage = 100
+db_multi_az          = true
+redis_replicas       = 2
