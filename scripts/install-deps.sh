@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system packages pricehub's tests and benchmarks use, when missing:
-# PostgreSQL server binaries, Redis, Prometheus (promtool), wrk, hyperfine, Chromium.
+# PostgreSQL server binaries, Redis, Prometheus (promtool), wrk, hyperfine, Chromium and
+# its WebDriver (the page tests drive it).
 # Debian/Ubuntu only (apt); does nothing for what is already there.
 #   scripts/install-deps.sh            # what the test suite needs
 #   scripts/install-deps.sh --bench    # plus the load generators
@@ -13,6 +14,7 @@ command -v psql >/dev/null 2>&1 || want+=(postgresql-client)
 command -v redis-server >/dev/null 2>&1 || want+=(redis-server)
 command -v promtool >/dev/null 2>&1 || want+=(prometheus)
 command -v chromium >/dev/null 2>&1 || want+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || want+=(chromium-driver)
 if [ "${1:-}" = "--bench" ]; then
   command -v wrk >/dev/null 2>&1 || want+=(wrk)
   command -v hyperfine >/dev/null 2>&1 || want+=(hyperfine)

@@ -28,6 +28,7 @@ pub struct AppState {
     pub orders: Arc<Orders>,
     pub stream: Arc<feed::stream::StreamHub>,
     pub http: Arc<HttpArgs>,
+    pub status: Arc<crate::status::Status>,
 }
 
 /// A running API: its address and a way to stop it.
@@ -118,6 +119,7 @@ async fn start(
     }
     let (orders, tasks) = Orders::start(db.clone(), &http.orders, feed, shutdown.clone()).await?;
     background.extend(tasks);
+    let status = crate::status::Status::start(&db, &http.status).await;
     let stream = feed::stream::StreamHub::new(http.stream.clone(), shutdown.clone());
     background.extend(stream.spawn(db.clone(), feed::stream::Trigger::for_db(&db, commits)));
     let state = AppState {
@@ -127,6 +129,7 @@ async fn start(
         orders,
         stream,
         http: Arc::new(http),
+        status,
     };
     let app = http::router(state.clone());
     let opts = http::ServeOptions {

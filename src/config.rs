@@ -216,6 +216,9 @@ pub struct HttpArgs {
     pub orders: OrdersArgs,
 
     #[command(flatten)]
+    pub status: StatusArgs,
+
+    #[command(flatten)]
     pub stream: StreamArgs,
 }
 
@@ -262,8 +265,43 @@ impl Default for HttpArgs {
             access_log: false,
             ingest: IngestArgs::default(),
             orders: OrdersArgs::default(),
+            status: StatusArgs::default(),
             stream: StreamArgs::default(),
         }
+    }
+}
+
+/// The status page (`GET /`).
+#[derive(Args, Clone, Debug, Default)]
+pub struct StatusArgs {
+    /// Who deployed this instance, shown on the status page (the original's `USER_NAME` works too).
+    #[arg(long, env = "PRICEHUB_USER_NAME")]
+    pub user_name: Option<String>,
+
+    /// Link for the deployer's name on the status page (the original's `USER_URL` works too).
+    #[arg(long, env = "PRICEHUB_USER_URL")]
+    pub user_url: Option<String>,
+
+    /// Key of the HMAC that turns visitor addresses into stored ids; unset, one is generated once and kept in the database.
+    #[arg(long, env = "PRICEHUB_VISIT_KEY", hide_env_values = true)]
+    pub visit_key: Option<Secret>,
+}
+
+impl StatusArgs {
+    /// `--user-name`, else the original app's `USER_NAME`.
+    pub fn deployer_name(&self) -> Option<String> {
+        self.user_name
+            .clone()
+            .or_else(|| std::env::var("USER_NAME").ok())
+            .filter(|s| !s.trim().is_empty())
+    }
+
+    /// `--user-url`, else the original app's `USER_URL`.
+    pub fn deployer_url(&self) -> Option<String> {
+        self.user_url
+            .clone()
+            .or_else(|| std::env::var("USER_URL").ok())
+            .filter(|s| !s.trim().is_empty())
     }
 }
 
@@ -427,7 +465,7 @@ pub struct OrdersArgs {
     #[arg(long, env = "PRICEHUB_RATE_LIMIT_PER_MINUTE", default_value_t = 60)]
     pub rate_limit_per_minute: u32,
 
-    /// Proxy networks (comma-separated CIDRs) whose X-Forwarded-For header is believed.
+    /// Proxy networks (comma-separated CIDRs) whose X-Forwarded-For header is believed (rate limits, status-page visitors).
     #[arg(long, env = "PRICEHUB_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Vec<ipnet::IpNet>,
 

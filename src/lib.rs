@@ -10,4 +10,5 @@ pub mod idempotency;
 pub mod orders;
 pub mod rates;
 pub mod secret_files;
+pub mod status;
 pub mod telemetry;

@@ -108,7 +108,8 @@ pub async fn problem_json(req: Request, next: Next) -> Response {
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.contains("json"));
+        .is_some_and(|ct| ct.contains("json") || ct.starts_with("text/html"));
+    // Pages render their own errors (the status page names what is down).
     if is_json {
         return resp;
     }

@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod client_ip;
 pub mod middleware;
 pub mod openapi;
 pub mod ops;
@@ -30,6 +31,8 @@ pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id"
 fn api_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(crate::rates::routes::get_rates))
+        .routes(routes!(crate::rates::places::get_ports))
+        .routes(routes!(crate::rates::places::get_regions))
         .routes(routes!(crate::rates::ingest::routes::post_prices))
         .routes(routes!(crate::rates::ingest::routes::post_batches))
         .routes(routes!(crate::rates::ingest::routes::get_batch))
@@ -50,6 +53,10 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(ops::version))
         .routes(routes!(openapi::openapi_json))
         .routes(routes!(openapi::docs_page))
+        .routes(routes!(crate::status::page::status_page))
+        .routes(routes!(crate::status::page::status_json))
+        .routes(routes!(crate::status::explorer::explorer_page))
+        .routes(routes!(crate::status::explorer::explorer_csv))
 }
 
 /// The OpenAPI document of every route.
@@ -66,6 +73,7 @@ pub fn router(state: AppState) -> Router {
     let timeout = state.http.request_timeout();
     let access_log = state.http.access_log;
     let routes = routes
+        .merge(crate::status::routes())
         .route_layer(axum::middleware::from_fn(middleware::track_metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

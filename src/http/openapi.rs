@@ -23,7 +23,8 @@ use super::problem::{self, Kind};
         (name = "ingest", description = "Atomic batch ingestion of prices (bearer token)"),
         (name = "feed", description = "Live price feed: instruments, stored trades, candles"),
         (name = "orders", description = "BTC buy orders under a hard cap (rate limited per client)"),
-        (name = "operations", description = "Health, metrics, version and this documentation")
+        (name = "operations", description = "Health, metrics, version and this documentation"),
+        (name = "status", description = "The status page and the rates explorer's lookups (ports, regions)")
     )
 )]
 pub struct ApiDoc;
@@ -142,6 +143,8 @@ mod tests {
         Kind::Internal,
         // Served by the provider's side port, which is not part of this document.
         Kind::NoBtcPrice,
+        // Shown inside the explorer's HTML page (its 404), never sent as problem+json.
+        Kind::NoLocations,
     ];
 
     fn catalogue_table() -> String {

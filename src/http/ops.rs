@@ -23,24 +23,24 @@ pub async fn livez() -> Json<Live> {
     Json(Live { status: "ok" })
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Clone, Serialize, ToSchema)]
 pub struct Check {
     /// `up` or `down` (`stale` for a BTC rate past its maximum age, which does not fail
     /// readiness).
     #[schema(example = "up")]
-    status: &'static str,
+    pub status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
-    detail: Option<serde_json::Value>,
+    pub detail: Option<serde_json::Value>,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Clone, Serialize, ToSchema)]
 pub struct Ready {
     /// `ready` or `not_ready`.
     #[schema(example = "ready")]
-    status: &'static str,
+    pub status: &'static str,
     /// One entry per dependency.
-    checks: std::collections::BTreeMap<&'static str, Check>,
+    pub checks: std::collections::BTreeMap<&'static str, Check>,
 }
 
 /// Readiness: the database is reachable and fully migrated, and Redis (when configured)
@@ -52,6 +52,17 @@ pub struct Ready {
         (status = 200, description = "Ready to serve", body = Ready),
         (status = 503, description = "A dependency is not ready", body = Ready)))]
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    let ready = readiness(&state).await;
+    let status = if ready.status == "ready" {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(ready))
+}
+
+/// The readiness checks (`/readyz`; the status page shows them too).
+pub async fn readiness(state: &AppState) -> Ready {
     let mut checks = std::collections::BTreeMap::new();
     let db = state.db.health().await;
     let db_up = db.reachable && db.migrated();
@@ -94,18 +105,10 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         );
     }
     let all_up = checks.values().all(|c| c.status != "down");
-    let status = if all_up {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (
-        status,
-        Json(Ready {
-            status: if all_up { "ready" } else { "not_ready" },
-            checks,
-        }),
-    )
+    Ready {
+        status: if all_up { "ready" } else { "not_ready" },
+        checks,
+    }
 }
 
 /// Prometheus metrics in the text exposition format.

@@ -103,6 +103,8 @@ catalogue! {
         when "No trades are stored for the instrument symbol in the path.", extra [];
     UnknownBatch = "unknown-batch", NOT_FOUND, "Unknown batch",
         when "No batch has the id in the path.", extra [];
+    NoLocations = "no-locations", NOT_FOUND, "No ports yet",
+        when "The explorer was opened without a query on a database with no ports or regions.", extra [];
     // Request bodies and headers.
     InvalidJson = "invalid-json", BAD_REQUEST, "Invalid JSON",
         when "An order body is not a JSON object.", extra [];
@@ -148,7 +150,7 @@ catalogue! {
         when "A failure of the server; the cause is logged, not sent.", extra [];
     // Errors of the HTTP framework, rewritten into problems.
     NotFound = "not-found", NOT_FOUND, "Not found",
-        when "No route has this path.", extra [];
+        when "No route (or embedded asset) has this path.", extra [];
     MethodNotAllowed = "method-not-allowed", METHOD_NOT_ALLOWED, "Method not allowed",
         when "The route exists but not with this method (`Allow` is set).", extra [];
     BadRequest = "bad-request", BAD_REQUEST, "Bad request",

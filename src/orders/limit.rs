@@ -1,14 +1,13 @@
 //! Per-client rate limiting of the order routes.
 //!
 //! A client is its `X-Api-Key` (hashed: keys never sit in memory maps or Redis as
-//! given) or else its IP address; `X-Forwarded-For` is believed only when the peer is a
-//! configured trusted proxy, and then the rightmost address that is not itself a trusted
-//! proxy is the client. The limit is a GCRA (generic cell rate algorithm): N requests per
-//! minute with a burst of N. In memory it is governor's keyed limiter; with Redis it is
+//! given) or else its IP address; forwarded addresses are believed only when the peer is
+//! a configured trusted proxy (see [`crate::http::client_ip`]). The limit is a GCRA
+//! (generic cell rate algorithm): N requests per minute with a burst of N. In memory it is governor's keyed limiter; with Redis it is
 //! one atomic Lua script per request using Redis's clock, so every replica enforces the
 //! same limit. No client identifier is ever a metric label.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -20,6 +19,7 @@ use ipnet::IpNet;
 use sha2::{Digest, Sha256};
 
 use super::redis::Redis;
+use crate::http::client_ip::client_ip;
 
 /// Who is asking, as far as limits go.
 pub fn client_id(headers: &HeaderMap, peer: Option<SocketAddr>, trusted: &[IpNet]) -> String {
@@ -35,41 +35,6 @@ pub fn client_id(headers: &HeaderMap, peer: Option<SocketAddr>, trusted: &[IpNet
         return "ip:unknown".into();
     };
     format!("ip:{}", client_ip(headers, peer, trusted))
-}
-
-fn is_trusted(ip: IpAddr, trusted: &[IpNet]) -> bool {
-    let ip = match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-        v4 => v4,
-    };
-    trusted.iter().any(|n| n.contains(&ip))
-}
-
-/// The client's IP: the peer, or — when the peer is a trusted proxy — the rightmost
-/// `X-Forwarded-For` entry that is not a trusted proxy.
-pub fn client_ip(headers: &HeaderMap, peer: IpAddr, trusted: &[IpNet]) -> IpAddr {
-    if !is_trusted(peer, trusted) {
-        return peer;
-    }
-    let mut client = peer;
-    let hops: Vec<&str> = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .collect();
-    for hop in hops.iter().rev() {
-        let Ok(ip) = hop.parse::<IpAddr>() else {
-            // Garbage from an untrusted hop: stop at what we know.
-            break;
-        };
-        client = ip;
-        if !is_trusted(ip, trusted) {
-            break;
-        }
-    }
-    client
 }
 
 /// The limiter: in memory or shared through Redis, or off.
@@ -200,41 +165,6 @@ return {1, 0}
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn headers(xff: &[&str]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for v in xff {
-            h.append("x-forwarded-for", v.parse().unwrap());
-        }
-        h
-    }
-
-    #[test]
-    fn forwarded_for_only_from_trusted_proxies() {
-        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
-        let h = headers(&["203.0.113.7, 10.1.1.1"]);
-        // From a trusted proxy: the rightmost untrusted hop.
-        assert_eq!(
-            client_ip(&h, "10.2.2.2".parse().unwrap(), &trusted),
-            "203.0.113.7".parse::<IpAddr>().unwrap()
-        );
-        // From anyone else: the header is ignored.
-        assert_eq!(
-            client_ip(&h, "198.51.100.1".parse().unwrap(), &trusted),
-            "198.51.100.1".parse::<IpAddr>().unwrap()
-        );
-        // A spoofed left part does not help: the rightmost untrusted hop wins.
-        let h = headers(&["1.1.1.1", "203.0.113.7"]);
-        assert_eq!(
-            client_ip(&h, "10.2.2.2".parse().unwrap(), &trusted),
-            "203.0.113.7".parse::<IpAddr>().unwrap()
-        );
-        // No trusted proxies configured: never believed.
-        assert_eq!(
-            client_ip(&h, "10.2.2.2".parse().unwrap(), &[]),
-            "10.2.2.2".parse::<IpAddr>().unwrap()
-        );
-    }
 
     #[test]
     fn api_keys_are_hashed() {

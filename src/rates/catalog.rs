@@ -21,6 +21,9 @@ pub struct Port {
 #[derive(Debug, Default)]
 pub struct Catalog {
     ports: HashSet<String>,
+    /// Every region and port as stored, sorted by slug / code (for `/regions`, `/ports`).
+    region_list: Vec<Region>,
+    port_list: Vec<Port>,
     /// Region slug → sorted codes of every port in the region's subtree.
     region_ports: HashMap<String, Arc<[String]>>,
 }
@@ -85,10 +88,31 @@ impl Catalog {
             codes.dedup();
             region_ports.insert(r.slug.clone(), Arc::from(codes));
         }
+        let mut region_list = regions;
+        region_list.sort_by(|a, b| a.slug.cmp(&b.slug));
+        let mut port_list = ports;
+        port_list.sort_by(|a, b| a.code.cmp(&b.code));
         Catalog {
-            ports: ports.into_iter().map(|p| p.code).collect(),
+            ports: port_list.iter().map(|p| p.code.clone()).collect(),
             region_ports,
+            region_list,
+            port_list,
         }
+    }
+
+    /// Every region, sorted by slug.
+    pub fn regions(&self) -> &[Region] {
+        &self.region_list
+    }
+
+    /// Every port, sorted by code.
+    pub fn ports(&self) -> &[Port] {
+        &self.port_list
+    }
+
+    /// Codes of every port in a region and its descendants (sorted).
+    pub fn region_ports(&self, slug: &str) -> Option<&[String]> {
+        self.region_ports.get(slug).map(|p| &p[..])
     }
 
     pub fn port_count(&self) -> usize {

@@ -9,6 +9,7 @@ pub mod dump;
 pub mod import;
 pub mod ingest;
 pub mod metrics;
+pub mod places;
 pub mod query;
 pub mod routes;
 pub mod store;
@@ -51,6 +52,29 @@ pub fn push_day(d: NaiveDate, out: &mut String) {
             char::from(b'0' + n as u8)
         }
     }));
+}
+
+/// The days of `GET /rates` for a parsed query, newest first: resolves both locations
+/// (404 when one is unknown) and reads the pair's daily series (cached).
+pub async fn answer(
+    cache: &cache::RatesCache,
+    q: &query::RatesQuery,
+) -> Result<Vec<DayRate>, crate::http::problem::Problem> {
+    use crate::http::problem::{Kind, Problem};
+    let catalog = cache.catalog().await?;
+    let resolve = |name: &'static str, code: &str| {
+        catalog.resolve(code).ok_or_else(|| {
+            Problem::new(
+                Kind::UnknownLocation,
+                format!("{name} {code:?} is neither a known port code nor a region slug"),
+            )
+            .with("parameter", name)
+        })
+    };
+    let orig = resolve("orig_code", &q.orig_code)?;
+    let dest = resolve("dest_code", &q.dest_code)?;
+    let series = cache.series(&orig, &dest).await?;
+    Ok(daily_rates(&series, q.date_from, q.date_to))
 }
 
 /// Fewer samples than this on a day and its `price` is null (the original's rule).

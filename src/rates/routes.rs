@@ -5,9 +5,9 @@ use axum::extract::{RawQuery, State};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{DayRate, daily_rates, query};
+use super::{DayRate, query};
 use crate::app::AppState;
-use crate::http::problem::{Kind, Problem, ProblemBody};
+use crate::http::problem::{Problem, ProblemBody};
 
 #[derive(Serialize, ToSchema)]
 pub struct RatesResponse {
@@ -42,20 +42,7 @@ pub async fn get_rates(
     RawQuery(raw): RawQuery,
 ) -> Result<Json<RatesResponse>, Problem> {
     let q = query::parse(raw.as_deref(), state.http.rates_max_days)?;
-    let catalog = state.rates.catalog().await?;
-    let resolve = |name: &'static str, code: &str| {
-        catalog.resolve(code).ok_or_else(|| {
-            Problem::new(
-                Kind::UnknownLocation,
-                format!("{name} {code:?} is neither a known port code nor a region slug"),
-            )
-            .with("parameter", name)
-        })
-    };
-    let orig = resolve("orig_code", &q.orig_code)?;
-    let dest = resolve("dest_code", &q.dest_code)?;
-    let series = state.rates.series(&orig, &dest).await?;
     Ok(Json(RatesResponse {
-        rates: daily_rates(&series, q.date_from, q.date_to),
+        rates: super::answer(&state.rates, &q).await?,
     }))
 }

@@ -6,6 +6,7 @@
 //! test says so loudly and, under CI (`CI=true`), fails.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod pg;
 pub mod process;
 pub mod redis;
@@ -36,6 +37,12 @@ pub const ROUTES: &[&str] = &[
     "/instruments",
     "/instruments/{symbol}/trades",
     "/instruments/{symbol}/candles",
+    "/",
+    "/status.json",
+    "/explorer",
+    "/explorer.csv",
+    "/ports",
+    "/regions",
     "/instruments/stream",
     "/orders/cap",
     "/orders",
