@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Feed throughput benchmark (SPEC §1 / performance targets):
+# Feed throughput benchmark (the feed performance targets):
 #   provider firehose -> collector -> PostgreSQL for DURATION seconds at RATE trades/s,
 #   the stored count checked exactly, the collector's peak RSS (VmHWM), and side by side
 #   a psql \copy of the same rows from a CSV file into the same table (ratio printed).

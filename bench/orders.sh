@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Order benchmarks on PostgreSQL (issue 5), printed and appended to docs/orders.md by hand:
+# Order benchmarks on PostgreSQL, printed and appended to docs/orders.md by hand:
 #   1. POST /orders throughput with 64 concurrent clients (cap raised so it is not hit);
 #   2. the same load against a cap that fills mid-run: the cap must hold exactly;
 #   3. GET /orders page 1 vs page 1,000 (limit 50) with 100,000 orders.

@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # A conservative first floor: the suite's figure has not been measured on this machine yet
-# (see docs/deployment-targets.md); raise it to just below CI's first report.
+# (see docs/deployment.md, "Pipeline"); raise it to just below CI's first report.
 FLOOR=${COVERAGE_FLOOR:-60}
 OUT=target/coverage
 

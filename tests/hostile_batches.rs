@@ -1,5 +1,5 @@
 //! Hostile input against the async batch queue and the idempotent-replay storage, on both
-//! backends (issue 10, item 1).
+//! backends.
 //!
 //! Before the fix, one batch whose rejection details held U+0000 made the worker fail
 //! inside its transaction ("unsupported Unicode escape sequence" on PostgreSQL), roll back

@@ -1,4 +1,4 @@
-//! Secrets never leak (issue 10, item 6): every subcommand runs — successful and failed
+//! Secrets never leak: every subcommand runs — successful and failed
 //! start-ups (wrong password, unreachable host, bad flag) — with a database password, an
 //! ingest token and a Redis password set, at the most verbose log level; none of the
 //! secret values may appear in stdout/stderr, `/metrics`, `/readyz`, `/version`, error

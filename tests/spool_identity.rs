@@ -1,4 +1,4 @@
-//! The spool belongs to its database (issue 10, item 5), with real provider and collector
+//! The spool belongs to its database, with real provider and collector
 //! processes and real PostgreSQL databases.
 //!
 //! A collector writing to database A loses it (connections refused) and is stopped, so

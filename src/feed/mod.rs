@@ -1,7 +1,7 @@
 //! Live price feed: the wire codec and the market model behind `pricehub provider` and
 //! `pricehub collector`.
 //!
-//! The wire format (SPEC §1) has to stay byte-compatible with the original Python
+//! The wire format (docs/feed.md) has to stay byte-compatible with the original Python
 //! provider, so it lives in one place, [`codec`], and both sides use the same
 //! [`codec::TradeCodec`]: the provider cannot emit a frame the collector would reject.
 //! [`market`] is pure and deterministic (no clock, no I/O, seeded randomness) so that a

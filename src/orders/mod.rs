@@ -1,4 +1,4 @@
-//! BTC buy orders (issue 5): `POST /orders` prices a fiat amount in BTC at the current
+//! BTC buy orders: `POST /orders` prices a fiat amount in BTC at the current
 //! rate and stores it, never letting the sum of all orders pass the BTC cap;
 //! `GET /orders` lists them newest first with keyset paging.
 //!
