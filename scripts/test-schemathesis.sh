@@ -107,7 +107,7 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "409",
 checks.negative_data_rejection.enabled = false
 
 # An event stream never ends: a request/response tester can only time out on it.
-# tests/stream.rs checks it (events, resume, heartbeats, slow clients).
+# tests/api/stream.rs checks it (events, resume, heartbeats, slow clients).
 [[operations]]
 include-path = "/instruments/stream"
 enabled = false

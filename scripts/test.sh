@@ -2,7 +2,7 @@
 # The test command (README): installs what the tests need when missing, starts a
 # throw-away PostgreSQL and Redis, then runs lint and the whole test suite against them.
 #   scripts/test.sh                 # everything
-#   scripts/test.sh --test rates_api   # extra arguments go to `cargo test`
+#   scripts/test.sh --test api rates_api::   # extra arguments go to `cargo test`
 # With CI=true a missing service or missing reference data fails the run instead of
 # being skipped.
 set -euo pipefail

@@ -43,6 +43,12 @@ async fn not_found(uri: axum::http::Uri) -> Problem {
     )
 }
 
+/// Every route template a feed process's side port serves (the provider's and the
+/// collector's); they label its metrics like the API's routes do theirs.
+pub const SIDE_PORT_ROUTES: &[&str] = &["/livez", "/readyz", "/metrics", PROVIDER_COINDESK_ROUTE];
+/// The provider's CoinDesk-compatible price document.
+pub const PROVIDER_COINDESK_ROUTE: &str = "/v1/bpi/currentprice.json";
+
 /// Binds `addr` and serves `routes` (plus `/livez` and `/metrics`) until `shutdown`, with
 /// the connection limits of `conn`; `name` (`provider`, `collector`) labels its metrics.
 pub async fn serve_side_port(

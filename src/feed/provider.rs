@@ -164,7 +164,7 @@ pub async fn start(
             let routes = Router::new()
                 .route("/readyz", axum::routing::get(readyz))
                 .route(
-                    "/v1/bpi/currentprice.json",
+                    super::ops::PROVIDER_COINDESK_ROUTE,
                     axum::routing::get(currentprice),
                 )
                 .with_state(state);

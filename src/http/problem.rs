@@ -6,7 +6,8 @@
 //! 1. Pick the [`Kind`] that says what went wrong. If none fits, add a line to the
 //!    `catalogue!` below (slug, status, title, when, extra members) — nowhere else: the
 //!    OpenAPI `Problem` schema, its `type` enum and `docs/api.md` follow from it, and
-//!    `tests/api_contract.rs` fails until `docs/api.md` lists the new kind.
+//!    the tests in `src/http/openapi.rs` fail until `docs/api.md` lists the new kind
+//!    (regenerate it with `UPDATE_DOCS=1 cargo test --lib http::openapi`).
 //! 2. Build it with [`Problem::new`]`(Kind::…, detail)`; add the kind's declared extra
 //!    members with [`Problem::with`] (an undeclared member panics in debug builds, so
 //!    tests catch drift). Query-parameter errors come ready-made from

@@ -46,7 +46,7 @@ ok "systemd as PID 1 and sshd on 127.0.0.1:$SSH_PORT ($(sed -n 2p <<<"$pid1"))"
 # suite uses (built through a test target so the features, and so the dependencies
 # already compiled, are the test suite's; only pricehub itself recompiles), debug info
 # stripped to keep the copy small.
-BUILD_NUMBER=$BUILD_NUMBER_UNDER_TEST cargo test --locked --quiet --no-run --test cli
+BUILD_NUMBER=$BUILD_NUMBER_UNDER_TEST cargo test --locked --quiet --no-run --test api
 objcopy --strip-debug target/debug/pricehub "$WORK/pricehub"
 t "release binary built with BUILD_NUMBER=$BUILD_NUMBER_UNDER_TEST"
 

@@ -2,7 +2,7 @@
 //! CSV, limits, idempotent retries (sequential and racing), asynchronous batches, and
 //! batches surviving a restart.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

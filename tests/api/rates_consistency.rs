@@ -2,7 +2,7 @@
 //! compacted), compactions, external inserts, updates and deletes has happened, the
 //! series pricehub reads equals a plain GROUP BY over `prices`.
 
-mod common;
+use crate::common;
 
 use common::{Backend, fresh_db, import_2021};
 use pricehub::db::{Db, Tx};

@@ -1,7 +1,7 @@
 //! Pages checked in a real headless Chromium: the API docs page renders the OpenAPI
 //! document with no network access beyond the server.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

@@ -4,7 +4,7 @@
 //! PostgreSQL's advisory lock for the migrator while it applies migrations; without it
 //! the second process fails on the migrations table or half-created objects.
 
-mod common;
+use crate::common;
 
 use std::process::Output;
 use std::sync::{Arc, Barrier};

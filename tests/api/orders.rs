@@ -2,7 +2,7 @@
 //! concurrent clients, idempotent retries (sequential and racing), keyset paging through
 //! thousands of orders, and the aliases.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::sync::Arc;

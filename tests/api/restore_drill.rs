@@ -4,7 +4,7 @@
 //! fresh database, and served; `/rates`, `/orders` (every page), `/instruments` and the
 //! BTC ledger answer identically from the copy.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::process::Command;

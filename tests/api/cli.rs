@@ -1,7 +1,7 @@
 //! The real binary as a user types it: help, usage errors, the embedded default, and a
 //! graceful SIGTERM.
 
-mod common;
+use crate::common;
 
 use common::process::{Proc, pricehub};
 

@@ -1,7 +1,7 @@
 //! The status page (`/`, `/status.json`), its visit counting, the page assets and the
 //! rates explorer's lookups, over HTTP against real servers on both backends.
 
-mod common;
+use crate::common;
 
 use std::net::IpAddr;
 use std::time::Duration;

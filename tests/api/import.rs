@@ -1,7 +1,7 @@
 //! `pricehub import` and `pricehub migrate`: both dump editions into both backends,
 //! idempotency, malformed dumps, and adopting a database loaded with `psql < rates.sql`.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

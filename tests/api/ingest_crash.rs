@@ -2,7 +2,7 @@
 //! exist, and an accepted asynchronous batch is committed exactly once after a restart.
 //! A fault-injection variable holds the batch transaction open long enough to aim the kill.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! feed hook, per-client rate limiting in memory, and — with a real Redis — rates and
 //! limits shared between two APIs.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::sync::Arc;

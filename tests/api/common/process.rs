@@ -70,6 +70,35 @@ impl Proc {
         &self.seen
     }
 
+    /// Waits up to `within` for the process to exit on its own; returns whether it
+    /// succeeded and everything it logged. Panics, with the log, when it does not exit.
+    pub fn wait_exit(&mut self, within: Duration) -> (bool, String) {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return (status.success(), self.drain().join("\n"));
+            }
+            while let Ok(line) = self.lines.try_recv() {
+                self.seen.push(line);
+            }
+            if std::time::Instant::now() >= deadline {
+                let _ = self.child.kill();
+                panic!(
+                    "process did not exit within {within:?}; it logged:\n{}",
+                    self.drain().join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGTERM, then [`Proc::wait_exit`] for up to 30 s.
+    pub fn sigterm_and_wait(&mut self) -> (bool, String) {
+        // SAFETY: signalling the child this harness started, by its pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        self.wait_exit(Duration::from_secs(30))
+    }
+
     pub fn addr(&mut self) -> String {
         let v = self.wait_for("pricehub API listening");
         v["addr"]

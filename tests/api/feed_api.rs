@@ -1,7 +1,7 @@
 //! `GET /instruments…` on both backends: the JSON shapes, keyset paging, candles, and
 //! problem+json for bad input.
 
-mod common;
+use crate::common;
 
 use common::{Backend, TestApp, fresh_db};
 use pricehub::feed::Trade;

@@ -1,6 +1,6 @@
 //! The configuration reference in docs/configuration.md is generated from the binary's
 //! `--help`, and this test keeps it that way: it fails when a flag, variable or default
-//! changes without the document. Regenerate with `UPDATE_DOCS=1 cargo test --test docs`.
+//! changes without the document. Regenerate with `UPDATE_DOCS=1 cargo test --test api docs::`.
 
 use std::process::Command;
 
@@ -13,7 +13,7 @@ const SUBCOMMANDS: &[&str] = &[
     "collector",
     "healthcheck",
 ];
-const BEGIN: &str = "<!-- BEGIN GENERATED: cargo test --test docs -->";
+const BEGIN: &str = "<!-- BEGIN GENERATED: cargo test --test api docs:: -->";
 const END: &str = "<!-- END GENERATED -->";
 
 #[derive(Debug)]
@@ -108,7 +108,7 @@ fn configuration_reference_matches_the_help() {
             return;
         }
         panic!(
-            "docs/configuration.md is out of date with `--help`; run `UPDATE_DOCS=1 cargo test --test docs`.\nExpected:\n{want}"
+            "docs/configuration.md is out of date with `--help`; run `UPDATE_DOCS=1 cargo test --test api docs::`.\nExpected:\n{want}"
         );
     }
 }

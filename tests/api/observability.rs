@@ -2,7 +2,7 @@
 //! client identifier; the access log writes one line per request; the request id
 //! reaches the order writer's and the ingest worker's log lines.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -131,6 +131,13 @@ async fn metric_labels_are_bounded_and_carry_no_client_identifier() {
         .keys()
         .cloned()
         .chain(["unmatched".to_string()])
+        // The side ports of the feed processes, which tests in this binary also run (the
+        // metrics recorder is one per process).
+        .chain(
+            pricehub::feed::ops::SIDE_PORT_ROUTES
+                .iter()
+                .map(|r| r.to_string()),
+        )
         .collect();
     let allowed = allowed_labels();
     let pairs = label_pairs(&body);

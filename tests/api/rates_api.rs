@@ -1,7 +1,7 @@
 //! GET /rates end to end: the reference vectors on both backends, bad input, cache
 //! freshness, and the operational endpoints.
 
-mod common;
+use crate::common;
 
 use common::{Backend, TestApp, fresh_db, import_2021};
 use serde_json::Value;

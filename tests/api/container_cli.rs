@@ -1,7 +1,7 @@
 //! What the container image relies on, run against the real binary: `pricehub
 //! healthcheck` (the image's HEALTHCHECK) and secrets read from `*_FILE` variables.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

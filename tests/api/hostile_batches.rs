@@ -10,7 +10,7 @@
 //! of them commits within seconds. `POST /prices` and `POST /orders` under an
 //! Idempotency-Key answer a retry with the same bytes.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

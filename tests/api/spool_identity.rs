@@ -6,12 +6,12 @@
 //! the same data directory refuses to start, naming both, and B gets nothing. With the
 //! spool moved aside it starts clean; the moved spool replays into A.
 
-mod common;
+use crate::common;
 
 use common::free_port;
+use common::process::{Proc, pricehub};
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::pg;
@@ -19,49 +19,8 @@ use pricehub::config::{DatabaseUrl, DbArgs};
 use pricehub::db::Db;
 use pricehub::feed::store::count_trades;
 
-fn pricehub() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_pricehub"));
-    c.env_remove("DATABASE_URL")
-        .env("PRICEHUB_LOG_FORMAT", "json")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    c
-}
-
-struct Proc(Child);
-
-impl Proc {
-    fn sigterm_and_wait(&mut self) -> (bool, String) {
-        // SAFETY: signalling the child this test started, by its pid.
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
-        self.wait(Duration::from_secs(30))
-    }
-
-    fn wait(&mut self, within: Duration) -> (bool, String) {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(s) = self.0.try_wait().unwrap() {
-                let mut err = String::new();
-                use std::io::Read;
-                let _ = self.0.stderr.take().unwrap().read_to_string(&mut err);
-                return (s.success(), err);
-            }
-            assert!(Instant::now() < deadline, "process did not exit");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn collector(url: &DatabaseUrl, feed: u16, data_dir: &Path) -> Proc {
-    Proc(
+    Proc::spawn(
         pricehub()
             .args(["collector", "--provider", &format!("127.0.0.1:{feed}")])
             .args(["--database-url", url.expose()])
@@ -70,9 +29,7 @@ fn collector(url: &DatabaseUrl, feed: u16, data_dir: &Path) -> Proc {
             .args(["--max-buffered", "10", "--shutdown-timeout", "1"])
             .args(["--db-acquire-timeout", "1"])
             .arg("--data-dir")
-            .arg(data_dir)
-            .spawn()
-            .expect("spawn collector"),
+            .arg(data_dir),
     )
 }
 
@@ -82,12 +39,20 @@ async fn connect(url: &DatabaseUrl) -> Db {
     Db::connect(&args).await.unwrap()
 }
 
-async fn wait_until(what: &str, mut f: impl AsyncFnMut() -> bool) {
+/// Polls `f` for up to 60 s; false when it never held.
+async fn poll_until(mut f: impl AsyncFnMut() -> bool) -> bool {
     let deadline = Instant::now() + Duration::from_secs(60);
     while !f().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        if Instant::now() >= deadline {
+            return false;
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    true
+}
+
+async fn wait_until(what: &str, f: impl AsyncFnMut() -> bool) {
+    assert!(poll_until(f).await, "timed out waiting for {what}");
 }
 
 fn segments(spool: &Path) -> usize {
@@ -116,13 +81,11 @@ async fn a_spool_is_replayed_only_into_its_own_database() {
     };
     let (a, b) = (connect(&a_url).await, connect(&b_url).await);
     let feed = free_port();
-    let _provider = Proc(
+    let _provider = Proc::spawn(
         pricehub()
             .args(["provider", "--listen", &format!("127.0.0.1:{feed}")])
             .args(["--http-listen", &format!("127.0.0.1:{}", free_port())])
-            .args(["--rate", "500", "--seed", "7"])
-            .spawn()
-            .unwrap(),
+            .args(["--rate", "500", "--seed", "7"]),
     );
     let data = tempfile::tempdir().unwrap();
     let spool = data.path().join("spool");
@@ -158,7 +121,7 @@ async fn a_spool_is_replayed_only_into_its_own_database() {
     // Collector 2 on B with the same data directory refuses, naming both; B gets nothing.
     let b_before = count_trades(&b).await.unwrap();
     let mut c2 = collector(&b_url, feed, data.path());
-    let (ok, log) = c2.wait(Duration::from_secs(30));
+    let (ok, log) = c2.wait_exit(Duration::from_secs(30));
     assert!(
         !ok,
         "collector 2 accepted a spool written for another database"
@@ -198,11 +161,12 @@ async fn a_spool_is_replayed_only_into_its_own_database() {
     let a_before = count_trades(&a).await.unwrap();
     let mut c4 = collector(&a_url, feed, moved.path());
     let moved_spool = moved.path().join("spool");
-    wait_until("the moved spool replayed into A", async || {
-        segments(&moved_spool) == 0
-    })
-    .await;
+    let replayed = poll_until(async || segments(&moved_spool) == 0).await;
     let (ok, log) = c4.sigterm_and_wait();
+    assert!(
+        replayed,
+        "timed out waiting for the moved spool replayed into A; collector 4 said:\n{log}"
+    );
     assert!(ok, "{log}");
     assert!(count_trades(&a).await.unwrap() > a_before);
 }

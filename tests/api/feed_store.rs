@@ -1,7 +1,7 @@
 //! Feed storage on both backends: batch inserts are atomic and idempotent, the derived
 //! `instruments` table follows them, and the read queries page and aggregate correctly.
 
-mod common;
+use crate::common;
 
 use common::{Backend, fresh_db};
 use pricehub::feed::Trade;

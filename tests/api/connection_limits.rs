@@ -3,7 +3,7 @@
 //! requests are served, idle keep-alive connections are closed, oversized heads get 431,
 //! past the connection cap a client gets a clean 503, and SIGTERM drains.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -6,7 +6,7 @@
 //! No assertion is about time: every wait ends as soon as its condition holds, under a
 //! generous cap that only turns a hang into a failure.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! A real Prometheus scrapes the API's /metrics: the exposition parses, the target is up,
 //! and the metrics we promise are queryable.
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

@@ -7,7 +7,7 @@
 //! Real servers: a PostgreSQL started here that checks passwords (`scripts/pg.sh` with
 //! `PG_PASSWORD`) and a `redis-server --requirepass`.
 
-mod common;
+use crate::common;
 
 use common::free_port;
 

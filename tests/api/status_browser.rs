@@ -2,7 +2,7 @@
 //! server: what a person sees, that it adds up, and that the page stays on its origin
 //! with a silent console.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

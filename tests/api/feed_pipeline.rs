@@ -6,7 +6,7 @@
 //! No assertion is about time: tests wait for a state (with a generous cap that only
 //! turns a hang into a failure) and then check exact counts.
 
-mod common;
+use crate::common;
 
 use std::future::Future;
 use std::net::SocketAddr;
