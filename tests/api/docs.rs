@@ -125,3 +125,32 @@ fn every_setting_has_an_environment_variable() {
         }
     }
 }
+
+/// No tracked text file holds a merge's conflict markers (one once reached the docs).
+#[test]
+fn no_conflict_markers_are_committed() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let Ok(out) = Command::new("git")
+        .args(["-C", root, "ls-files", "-z"])
+        .output()
+    else {
+        return crate::common::unavailable("git (to list the tracked files)");
+    };
+    assert!(out.status.success(), "git ls-files failed");
+    let mut found = Vec::new();
+    for path in out.stdout.split(|b| *b == 0).filter(|p| !p.is_empty()) {
+        let path = String::from_utf8_lossy(path).into_owned();
+        let Ok(text) = std::fs::read_to_string(std::path::Path::new(root).join(&path)) else {
+            continue; // binary (or removed in the work tree)
+        };
+        for (i, line) in text.lines().enumerate() {
+            if line.starts_with("<<<<<<< ")
+                || line.starts_with(">>>>>>> ")
+                || line == "=======" && text.contains("\n<<<<<<< ")
+            {
+                found.push(format!("{path}:{}: {line}", i + 1));
+            }
+        }
+    }
+    assert!(found.is_empty(), "conflict markers:\n{}", found.join("\n"));
+}
