@@ -35,31 +35,32 @@ impl DatabaseUrl {
 
     /// The URL with any password replaced by `***`.
     pub fn redacted(&self) -> String {
-        Self::redact_str(&self.0)
+        redact_url(&self.0)
     }
+}
 
-    /// Any `scheme://user:password@host/…` URL with the password replaced by `***`.
-    pub fn redact_str(s: &str) -> String {
-        let s = &s.to_string();
-        let Some(scheme_end) = s.find("://") else {
-            return s.clone();
-        };
-        let rest = &s[scheme_end + 3..];
-        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-        let authority = &rest[..authority_end];
-        match authority.rfind('@') {
-            Some(at) => {
-                let userinfo = &authority[..at];
-                let user = userinfo.split(':').next().unwrap_or("");
-                let masked = if userinfo.contains(':') {
-                    format!("{user}:***")
-                } else {
-                    user.to_string()
-                };
-                format!("{}{}{}", &s[..scheme_end + 3], masked, &rest[at..])
-            }
-            None => s.clone(),
+/// Any `scheme://user:password@host/…` URL (a database, Redis) with the password
+/// replaced by `***`.
+pub fn redact_url(s: &str) -> String {
+    let s = &s.to_string();
+    let Some(scheme_end) = s.find("://") else {
+        return s.clone();
+    };
+    let rest = &s[scheme_end + 3..];
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    match authority.rfind('@') {
+        Some(at) => {
+            let userinfo = &authority[..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            let masked = if userinfo.contains(':') {
+                format!("{user}:***")
+            } else {
+                user.to_string()
+            };
+            format!("{}{}{}", &s[..scheme_end + 3], masked, &rest[at..])
         }
+        None => s.clone(),
     }
 }
 
@@ -164,12 +165,11 @@ pub struct DbArgs {
 }
 
 impl DbArgs {
+    /// The flags' defaults with this database.
     pub fn new(database_url: DatabaseUrl) -> Self {
         DbArgs {
             database_url,
-            database_password: None,
-            db_max_connections: 16,
-            db_acquire_timeout: 5,
+            ..from_flags(&["--database-url", "sqlite::memory:"])
         }
     }
 
@@ -244,30 +244,13 @@ pub struct StreamArgs {
 
 impl Default for StreamArgs {
     fn default() -> Self {
-        StreamArgs {
-            stream_heartbeat: 15,
-            stream_client_buffer: 256,
-            stream_replay: 1024,
-            stream_poll_ms: 250,
-        }
+        defaults_of()
     }
 }
 
 impl Default for HttpArgs {
     fn default() -> Self {
-        HttpArgs {
-            listen: "127.0.0.1:3000".parse().expect("valid default address"),
-            request_timeout: 30,
-            shutdown_timeout: 30,
-            rates_max_days: 3660,
-            migrate: true,
-            conn: ConnArgs::default(),
-            access_log: false,
-            ingest: IngestArgs::default(),
-            orders: OrdersArgs::default(),
-            status: StatusArgs::default(),
-            stream: StreamArgs::default(),
-        }
+        defaults_of()
     }
 }
 
@@ -332,13 +315,7 @@ pub struct ConnArgs {
 
 impl Default for ConnArgs {
     fn default() -> Self {
-        ConnArgs {
-            http_header_timeout: 10,
-            http_idle_timeout: 60,
-            http_max_header_bytes: 64 * 1024,
-            http_max_connections: 4096,
-            drain_delay: 0,
-        }
+        defaults_of()
     }
 }
 
@@ -418,15 +395,7 @@ pub struct IngestArgs {
 
 impl Default for IngestArgs {
     fn default() -> Self {
-        IngestArgs {
-            ingest_token: None,
-            ingest_max_body_bytes: 100 * 1024 * 1024,
-            ingest_max_rows: 1_000_000,
-            ingest_worker: true,
-            ingest_max_attempts: 10,
-            ingest_retry_base_ms: 1_000,
-            ingest_retry_max_ms: 300_000,
-        }
+        defaults_of()
     }
 }
 
@@ -480,17 +449,7 @@ pub struct OrdersArgs {
 
 impl Default for OrdersArgs {
     fn default() -> Self {
-        OrdersArgs {
-            btc_rate_url: None,
-            btc_rate_fixed: None,
-            btc_rate_refresh: 15,
-            btc_rate_max_age: 60,
-            btc_cap: BtcCap(100 * crate::orders::money::SATS_PER_BTC),
-            rate_limit_per_minute: 60,
-            trusted_proxies: Vec::new(),
-            redis_url: None,
-            redis_key_prefix: "pricehub:".into(),
-        }
+        defaults_of()
     }
 }
 
@@ -552,20 +511,13 @@ pub struct EmbeddedFeedArgs {
 
 impl Default for EmbeddedFeedArgs {
     fn default() -> Self {
-        EmbeddedFeedArgs {
-            no_feed: false,
-            feed_listen: "127.0.0.1:0".parse().expect("valid default address"),
-            feed_rate: 2.0,
-        }
+        defaults_of()
     }
 }
 
 impl Default for LogArgs {
     fn default() -> Self {
-        LogArgs {
-            log_format: LogFormat::Auto,
-            log: "info".into(),
-        }
+        defaults_of()
     }
 }
 
@@ -656,18 +608,7 @@ fn parse_rate(s: &str) -> Result<f64, String> {
 
 impl Default for ProviderArgs {
     fn default() -> Self {
-        ProviderArgs {
-            listen: "127.0.0.1:5555".parse().expect("valid default address"),
-            http_listen: "127.0.0.1:5556".parse().expect("valid default address"),
-            rate: 2.0,
-            seed: None,
-            instruments: None,
-            mode: FeedMode::Broadcast,
-            client_buffer: 65_536,
-            max_trades: None,
-            wait_for_clients: 0,
-            conn: ConnArgs::default(),
-        }
+        defaults_of()
     }
 }
 
@@ -788,5 +729,46 @@ mod tests {
         let err = "mysql://root:pw@x/y".parse::<DatabaseUrl>().unwrap_err();
         assert!(err.contains("unsupported database URL"));
         assert!(!err.contains("pw"), "{err}");
+    }
+}
+
+/// A settings struct as its flags' declared defaults: the one place a default is written
+/// is its `#[arg(default_value…)]`, and `Default` impls come from here. Environment
+/// variables are ignored (a default is not what this shell happens to export).
+pub fn defaults_of<T: clap::Args + clap::FromArgMatches>() -> T {
+    from_flags(&[])
+}
+
+/// A settings struct parsed from `flags` alone (no environment), for defaults with the
+/// few required values filled in.
+pub fn from_flags<T: clap::Args + clap::FromArgMatches>(flags: &[&str]) -> T {
+    let cmd = T::augment_args(clap::Command::new("defaults").no_binary_name(true))
+        .mut_args(|a| a.env(None::<&str>));
+    let matches = cmd
+        .try_get_matches_from(flags)
+        .unwrap_or_else(|e| panic!("the declared defaults do not parse: {e}"));
+    T::from_arg_matches(&matches).unwrap_or_else(|e| panic!("the declared defaults: {e}"))
+}
+
+#[cfg(test)]
+mod defaults_tests {
+    use super::*;
+
+    /// `Default` is the flags' declared defaults (spot checks across the structs).
+    #[test]
+    fn defaults_are_the_declared_flag_defaults() {
+        let h = HttpArgs::default();
+        assert_eq!(h.listen, "127.0.0.1:3000".parse::<SocketAddr>().unwrap());
+        assert_eq!(h.rates_max_days, 3660);
+        assert!(h.migrate);
+        assert_eq!(h.conn.http_max_connections, 4096);
+        assert_eq!(h.stream.stream_replay, 1024);
+        let p = ProviderArgs::default();
+        assert_eq!(p.listen, "127.0.0.1:5555".parse::<SocketAddr>().unwrap());
+        assert_eq!(p.client_buffer, 65_536);
+        assert_eq!(
+            DbArgs::new(DatabaseUrl::sqlite_file(std::path::Path::new("/x"))).db_max_connections,
+            16
+        );
     }
 }

@@ -23,7 +23,7 @@ pub struct RedisHealth {
 
 /// `redis://user:***@host:port/db`: the URL without its password, for logs.
 pub fn redact(url: &str) -> String {
-    crate::config::DatabaseUrl::redact_str(url)
+    crate::config::redact_url(url)
 }
 
 impl Redis {
