@@ -198,7 +198,7 @@ pub async fn start(
                     db,
                     provider: opts.provider.clone(),
                 });
-            let (a, t) = super::ops::serve_side_port(
+            let (a, t) = crate::http::side_port::serve_side_port(
                 "collector",
                 addr,
                 &opts.conn,

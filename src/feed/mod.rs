@@ -17,7 +17,6 @@ pub mod codec;
 pub mod collector;
 pub mod market;
 pub mod metrics;
-pub mod ops;
 pub mod provider;
 pub mod routes;
 pub mod spool;

@@ -164,13 +164,18 @@ pub async fn start(
             let routes = Router::new()
                 .route("/readyz", axum::routing::get(readyz))
                 .route(
-                    super::ops::PROVIDER_COINDESK_ROUTE,
+                    crate::http::side_port::PROVIDER_COINDESK_ROUTE,
                     axum::routing::get(currentprice),
                 )
                 .with_state(state);
-            let (a, t) =
-                super::ops::serve_side_port("provider", a, &args.conn, routes, shutdown.clone())
-                    .await?;
+            let (a, t) = crate::http::side_port::serve_side_port(
+                "provider",
+                a,
+                &args.conn,
+                routes,
+                shutdown.clone(),
+            )
+            .await?;
             (Some(a), Some(t))
         }
         None => (None, None),

@@ -9,6 +9,7 @@ pub mod ops;
 pub mod params;
 pub mod problem;
 pub mod server;
+pub mod side_port;
 
 pub use server::{ServeOptions, serve, shutdown_on_signals};
 
@@ -100,7 +101,8 @@ pub fn router(state: AppState) -> Router {
     )
 }
 
-async fn not_found(uri: axum::http::Uri) -> problem::Problem {
+/// The fallback of every router (the API and the side ports): a `not-found` problem.
+pub(crate) async fn not_found(uri: axum::http::Uri) -> problem::Problem {
     metrics::counter!("pricehub_http_requests_total", "method" => "any", "route" => "unmatched", "status" => "4xx")
         .increment(1);
     problem::Problem::new(

@@ -126,13 +126,18 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         .status()
         .is_success();
     metrics::gauge!("pricehub_ready").set(if ready { 1.0 } else { 0.0 });
-    let body = telemetry::render();
+    exposition()
+}
+
+/// The process-wide registry in Prometheus' text format (the API's `/metrics` and the
+/// feed processes' side ports).
+pub fn exposition() -> impl IntoResponse {
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        body,
+        telemetry::render(),
     )
 }
 

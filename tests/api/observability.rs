@@ -134,7 +134,7 @@ async fn metric_labels_are_bounded_and_carry_no_client_identifier() {
         // The side ports of the feed processes, which tests in this binary also run (the
         // metrics recorder is one per process).
         .chain(
-            pricehub::feed::ops::SIDE_PORT_ROUTES
+            pricehub::http::side_port::SIDE_PORT_ROUTES
                 .iter()
                 .map(|r| r.to_string()),
         )

@@ -8,40 +8,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
-use axum::http::header;
-use axum::response::IntoResponse;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ConnArgs;
-use crate::http::problem::Problem;
 use crate::telemetry;
 
 /// How long in-flight side-port requests (metrics scrapes, probes) may take at shutdown.
 const SIDE_PORT_GRACE: Duration = Duration::from_secs(5);
-
-/// `/livez`: the process is up. Checks no dependency.
-pub async fn livez() -> impl IntoResponse {
-    axum::Json(serde_json::json!({"status": "ok"}))
-}
-
-/// `/metrics`: the process-wide Prometheus registry.
-pub async fn metrics() -> impl IntoResponse {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        telemetry::render(),
-    )
-}
-
-async fn not_found(uri: axum::http::Uri) -> Problem {
-    Problem::new(
-        crate::http::problem::Kind::NotFound,
-        format!("no route for {}", uri.path()),
-    )
-}
 
 /// Every route template a feed process's side port serves (the provider's and the
 /// collector's); they label its metrics like the API's routes do theirs.
@@ -64,12 +38,15 @@ pub async fn serve_side_port(
         .with_context(|| format!("cannot listen on {addr} (HTTP side port)"))?;
     let local = listener.local_addr()?;
     let app = routes
-        .route("/livez", axum::routing::get(livez))
-        .route("/metrics", axum::routing::get(metrics))
+        .route("/livez", axum::routing::get(super::ops::livez))
+        .route(
+            "/metrics",
+            axum::routing::get(async || super::ops::exposition()),
+        )
         .route_layer(axum::middleware::from_fn(
             crate::http::middleware::track_metrics,
         ))
-        .fallback(not_found);
+        .fallback(super::not_found);
     let opts = crate::http::ServeOptions {
         name,
         conn: conn.clone(),
