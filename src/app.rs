@@ -14,7 +14,7 @@ use crate::config::{
 };
 use crate::db::Db;
 use crate::orders::Orders;
-use crate::orders::rates::LatestPrices;
+use crate::orders::fx::LatestPrices;
 use crate::rates::cache::RatesCache;
 use crate::rates::ingest::Ingest;
 use crate::{feed, http, rates, telemetry};
@@ -236,7 +236,7 @@ async fn start_embedded_feed(
 )> {
     let provider_args = ProviderArgs {
         listen: args.feed.feed_listen,
-        rate: args.feed.feed_rate,
+        trades_per_second: args.feed.feed_trades_per_second,
         ..ProviderArgs::default()
     };
     let provider = feed::provider::start(&provider_args, None, shutdown.clone()).await?;
@@ -245,7 +245,7 @@ async fn start_embedded_feed(
         args.data_dir.join("collector"),
     );
     let collector = feed::collector::start(opts, db, None, shutdown).await?;
-    tracing::info!(provider = %provider.addr, rate = args.feed.feed_rate, "embedded live feed running");
+    tracing::info!(provider = %provider.addr, trades_per_second = args.feed.feed_trades_per_second, "embedded live feed running");
     Ok((provider, collector))
 }
 

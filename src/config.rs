@@ -416,7 +416,7 @@ pub struct OrdersArgs {
 
     /// Fixed BTC rates `USD=…,EUR=…,GBP=…` instead of a live source (demos and tests only).
     #[arg(long, env = "PRICEHUB_BTC_RATE_FIXED", conflicts_with = "btc_rate_url")]
-    pub btc_rate_fixed: Option<crate::orders::rates::FixedRates>,
+    pub btc_rate_fixed: Option<crate::orders::fx::FixedRates>,
 
     /// Seconds between two fetches of the BTC rates.
     #[arg(long, env = "PRICEHUB_BTC_RATE_REFRESH", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..))]
@@ -504,9 +504,9 @@ pub struct EmbeddedFeedArgs {
     #[arg(long, env = "PRICEHUB_FEED_LISTEN", default_value = "127.0.0.1:0")]
     pub feed_listen: SocketAddr,
 
-    /// Trades per second of the embedded provider.
-    #[arg(long, env = "PRICEHUB_FEED_RATE", default_value_t = 2.0, value_parser = parse_rate)]
-    pub feed_rate: f64,
+    /// Trades per second of the embedded provider (`--feed-rate` is an alias).
+    #[arg(long, visible_alias = "feed-rate", env = "PRICEHUB_FEED_TRADES_PER_SECOND", default_value_t = 2.0, value_parser = parse_trades_per_second)]
+    pub feed_trades_per_second: f64,
 }
 
 impl Default for EmbeddedFeedArgs {
@@ -565,9 +565,9 @@ pub struct ProviderArgs {
     )]
     pub http_listen: SocketAddr,
 
-    /// Trades per second of the shared market (broadcast mode); up to millions for benchmarks.
-    #[arg(long, env = "PRICEHUB_PROVIDER_RATE", default_value_t = 2.0, value_parser = parse_rate)]
-    pub rate: f64,
+    /// Trades per second of the shared market (broadcast mode); up to millions for benchmarks (`--rate` is an alias).
+    #[arg(long, visible_alias = "rate", env = "PRICEHUB_PROVIDER_TRADES_PER_SECOND", default_value_t = 2.0, value_parser = parse_trades_per_second)]
+    pub trades_per_second: f64,
 
     /// Seed of the random market, for reproducible streams (random when absent).
     #[arg(long, env = "PRICEHUB_PROVIDER_SEED")]
@@ -597,7 +597,7 @@ pub struct ProviderArgs {
     pub conn: ConnArgs,
 }
 
-fn parse_rate(s: &str) -> Result<f64, String> {
+fn parse_trades_per_second(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(r) if r.is_finite() && r > 0.0 && r <= 1e8 => Ok(r),
         _ => Err(format!(

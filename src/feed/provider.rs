@@ -116,13 +116,15 @@ pub async fn start(
                     })
                     .collect::<Vec<_>>(),
             );
-            let frames_per_chunk = (args.rate * MIN_TICK.as_secs_f64()).ceil().max(1.0) as u64;
+            let frames_per_chunk = (args.trades_per_second * MIN_TICK.as_secs_f64())
+                .ceil()
+                .max(1.0) as u64;
             let capacity = (args.client_buffer / frames_per_chunk).clamp(2, 1 << 20) as usize;
             let (tx, _) = broadcast::channel::<Bytes>(capacity);
             let (clients_tx, clients_rx) = watch::channel(0usize);
             let gen_task = tokio::spawn(run_market(
                 market,
-                args.rate,
+                args.trades_per_second,
                 args.max_trades,
                 args.wait_for_clients,
                 tx.clone(),
@@ -180,7 +182,7 @@ pub async fn start(
         }
         None => (None, None),
     };
-    tracing::info!(%addr, ?http_addr, mode = ?args.mode, rate = args.rate, seed, "provider listening");
+    tracing::info!(%addr, ?http_addr, mode = ?args.mode, trades_per_second = args.trades_per_second, seed, "provider listening");
     Ok(RunningProvider {
         addr,
         http_addr,

@@ -17,10 +17,10 @@
 //! 429 rate limited; 503 no fresh rate (`rate-unavailable`), both with `Retry-After`.
 
 pub mod cap;
+pub mod fx;
 pub mod limit;
 pub mod metrics;
 pub mod money;
-pub mod rates;
 pub mod redis;
 pub mod routes;
 pub mod store;
@@ -40,9 +40,9 @@ use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use self::fx::{FeedRateSource, HttpRateSource, LatestPrices, NoRate, RateBook, RateSource};
 use self::limit::Limiter;
 use self::money::{Amount, Currency};
-use self::rates::{FeedRateSource, HttpRateSource, LatestPrices, NoRate, RateBook, RateSource};
 use self::redis::Redis;
 use self::store::Order;
 use self::writer::{Pending, Writer};

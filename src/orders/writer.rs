@@ -22,8 +22,8 @@ use chrono::{SubsecRound, Utc};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
+use super::fx::{NoRate, RateBook, Rates};
 use super::money::btc_sats;
-use super::rates::{NoRate, RateBook, Rates};
 use super::store::{self, Order};
 use super::{NewOrder, OrderView, cap_exceeded, no_rate, outcome, sats_to_btc_f64};
 use crate::db::Db;

@@ -153,10 +153,10 @@ async fn stored_trades(t: &TestDb) -> Vec<Trade> {
         .collect()
 }
 
-fn broadcast_args(rate: f64, max_trades: u64, clients: usize) -> ProviderArgs {
+fn broadcast_args(trades_per_second: f64, max_trades: u64, clients: usize) -> ProviderArgs {
     ProviderArgs {
         listen: "127.0.0.1:0".parse().unwrap(),
-        rate,
+        trades_per_second,
         seed: Some(7),
         max_trades: Some(max_trades),
         wait_for_clients: clients,

@@ -13,7 +13,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use common::{Backend, TestApp, fresh_db};
 use pricehub::config::{HttpArgs, Secret};
-use pricehub::orders::rates::LatestPrices;
+use pricehub::orders::fx::LatestPrices;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
