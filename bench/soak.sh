@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Soak (issue 10): mixed load for a while against the API, a provider and a collector on
+# Soak: mixed load for a while against the API, a provider and a collector on
 # one throw-away PostgreSQL, sampling each process every second, then a growth trend.
 #   bench/soak.sh                 # 10 minutes
 #   SOAK_DURATION=180 bench/soak.sh

@@ -75,4 +75,6 @@ if [ $# -eq 0 ]; then
   stage observability scripts/test-observability.sh
   stage containers scripts/test-containers.sh
   stage delivery scripts/test-delivery.sh
+  # cargo-fuzz targets, FUZZ_TIME (default 60) s each, two at a time (docs/fuzzing.md).
+  stage fuzz scripts/fuzz.sh
 fi

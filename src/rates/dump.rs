@@ -72,8 +72,10 @@ fn parse_copy_header(line: &str, line_no: usize) -> Result<Section, DumpError> {
     let open = rest
         .find('(')
         .ok_or_else(|| err(line_no, "COPY statement without a column list"))?;
-    let close = rest
+    // The first `)` after the `(`: one before it (`COPY a) (b) …`) is no column list end.
+    let close = rest[open..]
         .find(')')
+        .map(|i| open + i)
         .ok_or_else(|| err(line_no, "COPY statement with an unterminated column list"))?;
     if !rest[close..].to_ascii_lowercase().contains("from stdin") {
         return Err(err(
@@ -458,6 +460,49 @@ mod tests {
         assert!(e.to_string().contains("fields, expected 4"), "{e}");
         let e = parse(std::io::Cursor::new("hello\nworld\n"), |_| {}).unwrap_err();
         assert!(e.to_string().contains("no COPY data"), "{e}");
+    }
+
+    /// Found by the `dump_parser` fuzz target: a mangled `COPY regions` line makes the
+    /// regions table absent, and the ports then name regions the dump does not hold.
+    /// That is a partial dump, accepted on purpose (the import's foreign keys check the
+    /// references against the database); the same ports with a regions section present
+    /// are refused.
+    #[test]
+    fn checks_references_only_against_tables_the_dump_holds() {
+        let regions_at = GOOD.find("COPY public.regions").unwrap();
+        let without_regions = &GOOD[..regions_at];
+        let d = dump(without_regions).unwrap();
+        assert!(d.regions.is_empty());
+        assert_eq!(d.ports.len(), 2);
+        let mangled = GOOD.replace("COPY public.regions", "COPY public.r\x01egions");
+        let d = dump(&mangled).unwrap();
+        assert!(d.regions.is_empty(), "{:?}", d.regions);
+        let empty_regions = format!(
+            "{without_regions}COPY public.regions (slug, name, parent_slug) FROM stdin;\n\\.\n"
+        );
+        let e = dump(&empty_regions).unwrap_err();
+        assert!(e.to_string().contains("unknown region"), "{e}");
+        // Prices without a ports table: their codes are the database's business too.
+        let prices_only = &GOOD[GOOD.find("COPY public.prices").unwrap()..regions_at];
+        assert_eq!(dump(prices_only).unwrap().prices.len(), 2);
+    }
+
+    /// Found by the `dump_parser` fuzz target: a `)` before the column list's `(` made
+    /// the header parser slice backwards and panic.
+    #[test]
+    fn a_closing_parenthesis_before_the_column_list_is_not_a_panic() {
+        for header in [
+            "COPY g) (slug) FROM stdin;",
+            "COPY g)ons (slug, name, parent_slFIKTK prices (orig_c\0ode, dest_code, day, price) FROM stdin;",
+            "COPY ) ( FROM stdin;",
+        ] {
+            let body = format!("{header}\n\\.\n");
+            // An unknown table or a malformed header: an error naming a line, no panic.
+            let e = dump(&body).unwrap_err();
+            assert!(e.line <= line_of(&body, "\\."), "{e}");
+        }
+        let e = dump("COPY ports) (code FROM stdin;\n\\.\n").unwrap_err();
+        assert!(e.to_string().contains("unterminated column list"), "{e}");
     }
 
     #[test]
