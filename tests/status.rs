@@ -270,6 +270,11 @@ async fn with_the_database_down_the_page_renders_and_answers_503() {
     assert!(html.contains("Degraded: database is down"), "{html}");
     assert!(html.contains("Visits cannot be counted while the database is down."));
     assert!(html.contains("state-down"));
+    // The dashboard too: rendered, saying what is missing, 503.
+    let resp = app.get("/dashboard").await;
+    assert_eq!(resp.status(), 503);
+    let html = resp.text().await.unwrap();
+    assert!(html.contains("data-problem=\"unavailable\""), "{html}");
     let (status, _, j) = app.get_json("/status.json").await;
     assert_eq!(status, 503);
     assert_eq!(j["down"], serde_json::json!(["database"]));
@@ -610,7 +615,7 @@ async fn the_dashboard_works_without_javascript() {
         // One tile per instrument: last price, change over the window, a sparkline.
         let aapl = section(&html, "data-symbol=\"AAPL\"", "</li>");
         assert!(
-            aapl.contains("<data class=\"price\" value=\"205\">205</data>"),
+            aapl.contains("<data class=\"price\" value=\"205\">205.00</data>"),
             "{aapl}"
         );
         assert!(aapl.contains("class=\"change up\">+7.89%<"), "{aapl}");
@@ -627,7 +632,7 @@ async fn the_dashboard_works_without_javascript() {
             html.contains("<li class=\"tile selected\" data-symbol=\"BTCUSD\""),
             "BTCUSD is the default selection"
         );
-        assert!(btc.contains("value=\"43015\">43015<"), "{btc}");
+        assert!(btc.contains("value=\"43015\">43015.00<"), "{btc}");
         // The selected instrument's candles, as a table (1-minute candles: 31 trades
         // 10 s apart fill six minutes).
         let candles = section(&html, "id=\"candles\"", "</section>");

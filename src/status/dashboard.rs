@@ -43,6 +43,7 @@ struct Tile {
     href: String,
     selected: bool,
     price: f64,
+    price_text: String,
     change: String,
     change_class: &'static str,
     time: String,
@@ -81,7 +82,27 @@ struct DashboardPage {
     candles_span: i64,
     candles: Vec<CandleRow>,
     cap: Option<CapView>,
-    orders: Vec<OrderView>,
+    orders: Vec<OrderRow>,
+}
+
+/// An order in the BTC panel; `placed` is `created_at` to the second, as the script
+/// writes it too.
+struct OrderRow {
+    placed: String,
+    order: OrderView,
+}
+
+impl From<OrderView> for OrderRow {
+    fn from(order: OrderView) -> Self {
+        OrderRow {
+            placed: order
+                .created_at
+                .get(..19)
+                .unwrap_or_default()
+                .replace('T', " "),
+            order,
+        }
+    }
 }
 
 fn time_of(ms: i64, format: &str) -> String {
@@ -135,6 +156,17 @@ fn spark_points(base: f64, window: &[store::Candle], last: f64) -> Vec<f64> {
         points.push(last);
     }
     points
+}
+
+/// A price as the tiles show it (and `dashboard.js` too): the shortest form that reads
+/// back as the same number, with at least two decimals.
+fn price_text(p: f64) -> String {
+    let s = p.to_string();
+    match s.find('.') {
+        None => format!("{s}.00"),
+        Some(dot) if s.len() - dot == 2 => format!("{s}0"),
+        Some(_) => s,
+    }
 }
 
 fn change(base: f64, price: f64) -> (String, &'static str) {
@@ -275,6 +307,7 @@ pub async fn dashboard_page(State(state): State<AppState>, RawQuery(raw): RawQue
             href: dashboard_href(&r.symbol, &interval),
             selected: is_selected,
             price: r.last_price,
+            price_text: price_text(r.last_price),
             change,
             change_class,
             time: time_of(r.last_ts_ms, "%H:%M:%S UTC"),
@@ -297,7 +330,7 @@ pub async fn dashboard_page(State(state): State<AppState>, RawQuery(raw): RawQue
         }
     };
     let orders = match state.orders.list(None, ORDERS).await {
-        Ok(p) => p.orders,
+        Ok(p) => p.orders.into_iter().map(OrderRow::from).collect(),
         Err(_) => Vec::new(),
     };
     let status = errors.first().map_or(StatusCode::OK, |p| p.status);
@@ -357,6 +390,14 @@ mod tests {
             spark_points(10.0, &[c(10.0, 11.0), c(11.0, 9.0)], 9.0),
             [10.0, 11.0, 9.0]
         );
+    }
+
+    #[test]
+    fn prices_show_at_least_two_decimals() {
+        assert_eq!(price_text(190.0), "190.00");
+        assert_eq!(price_text(43001.7), "43001.70");
+        assert_eq!(price_text(1.08501), "1.08501");
+        assert_eq!(price_text(149.994), "149.994");
     }
 
     #[test]

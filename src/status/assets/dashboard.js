@@ -10,8 +10,11 @@
   const windowMs = Number(tilesEl && tilesEl.dataset.windowMs) || 30 * 60000;
   const tiles = new Map();
 
+  // As the server writes it (dashboard.rs price_text): shortest form, at least 2 decimals.
   function fmtPrice(p) {
-    return String(p);
+    const s = String(p), dot = s.indexOf(".");
+    if (dot < 0) return s + ".00";
+    return s.length - dot === 2 ? s + "0" : s;
   }
   function fmtTime(ms) {
     return new Date(ms).toISOString().slice(11, 19) + " UTC";
@@ -50,6 +53,7 @@
     }
     a.querySelector(".symbol").textContent = symbol;
     const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+    svg.setAttribute("class", "chart spark");
     svg.setAttribute("role", "img");
     svg.setAttribute("aria-label", symbol + ", last 30 minutes");
     a.appendChild(svg);
@@ -85,21 +89,23 @@
   // The candle chart of the selected instrument.
   let candles = [];
   const step = candlesEl ? Number(candlesEl.dataset.stepMs) : 0;
+  const SLOTS = candlesEl ? Number(candlesEl.dataset.slots) || 60 : 60;
   function label(ms) {
     const iso = new Date(ms).toISOString();
     return step >= 86400000 ? iso.slice(0, 10) : iso.slice(11, step < 60000 ? 19 : 16);
   }
   function drawCandles() {
     if (!candlesEl || !chart) return;
+    document.getElementById("candles-count").textContent = String(candles.length);
     chart.candles(document.getElementById("candle-chart"),
       candles.map((c) => ({ t: label(c.start_ms), o: c.open, h: c.high, l: c.low, c: c.close })),
-      { label: candlesEl.dataset.symbol + " " + candlesEl.dataset.interval + " candles" });
+      { label: candlesEl.dataset.symbol + " " + candlesEl.dataset.interval + " candles", slots: SLOTS });
   }
   async function loadCandles() {
     if (!candlesEl) return;
     const s = candlesEl.dataset.symbol;
     const to = Number(candlesEl.dataset.to);
-    const q = new URLSearchParams({ interval: candlesEl.dataset.interval, from: String(to - 60 * step), to: String(to) });
+    const q = new URLSearchParams({ interval: candlesEl.dataset.interval, from: String(to - SLOTS * step), to: String(to) });
     const r = await fetch("/instruments/" + encodeURIComponent(s) + "/candles?" + q);
     if (!r.ok) return;
     candles = (await r.json()).candles;
@@ -116,7 +122,7 @@
       last.close = i.price;
     } else if (!last || start > last.start_ms) {
       candles.push({ start_ms: start, open: i.price, high: i.price, low: i.price, close: i.price });
-      if (candles.length > 60) candles.shift();
+      while (candles.length && candles[0].start_ms <= start - SLOTS * step) candles.shift();
     }
     drawCandles();
   }
@@ -161,7 +167,11 @@
       const body = document.querySelector("#orders tbody");
       body.replaceChildren(...orders.map((o) => {
         const tr = document.createElement("tr");
-        for (const [v, num] of [[o.created_at, false], [o.currency, false], [o.amount, true], [o.rate, true], [o.btc_amount, true]]) {
+        const placed = document.createElement("time");
+        placed.setAttribute("datetime", o.created_at);
+        placed.textContent = o.created_at.slice(0, 19).replace("T", " ");
+        tr.appendChild(document.createElement("td")).appendChild(placed);
+        for (const [v, num] of [[o.currency, false], [o.amount, true], [o.rate, true], [o.btc_amount, true]]) {
           const td = document.createElement("td");
           td.textContent = v;
           if (num) td.className = "num";
