@@ -213,11 +213,28 @@ const INTERVALS: [(&str, i64); 9] = [
     ("1d", 86_400_000),
 ];
 
-fn interval_ms(name: &str) -> Option<i64> {
+/// The candle interval names, shortest first (the dashboard offers them too).
+pub(crate) fn interval_names() -> impl Iterator<Item = &'static str> {
+    INTERVALS.iter().map(|(n, _)| *n)
+}
+
+/// The length of the candle interval `name` in milliseconds, or 400 `invalid-interval`.
+pub(crate) fn interval_ms(name: &str) -> Result<i64, Problem> {
     INTERVALS
         .iter()
         .find(|(n, _)| *n == name)
         .map(|(_, ms)| *ms)
+        .ok_or_else(|| {
+            let shown: String = name.chars().take(40).collect();
+            Problem::new(
+                Kind::InvalidInterval,
+                format!(
+                    "interval must be one of {}, got {shown:?}",
+                    INTERVALS.map(|(n, _)| n).join(", ")
+                ),
+            )
+            .with("parameter", "interval")
+        })
 }
 
 /// The OpenAPI schema of `interval`: an enum of [`INTERVALS`].
@@ -255,16 +272,7 @@ pub async fn list_candles(
 ) -> Result<Json<CandlesResponse>, Problem> {
     let q = Params::parse(raw.as_deref(), &["interval", "from", "to"])?;
     let interval = q.get("interval").unwrap_or("1m");
-    let step = interval_ms(interval).ok_or_else(|| {
-        Problem::new(
-            Kind::InvalidInterval,
-            format!(
-                "interval must be one of {}, got {interval:?}",
-                INTERVALS.map(|(n, _)| n).join(", ")
-            ),
-        )
-        .with("parameter", "interval")
-    })?;
+    let step = interval_ms(interval)?;
     let to = q
         .time_ms("to")?
         .unwrap_or_else(|| super::now_ms() as i64 + 1);

@@ -56,6 +56,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(openapi::docs_page))
         .routes(routes!(crate::status::page::status_page))
         .routes(routes!(crate::status::page::status_json))
+        .routes(routes!(crate::status::dashboard::dashboard_page))
         .routes(routes!(crate::status::explorer::explorer_page))
         .routes(routes!(crate::status::explorer::explorer_csv))
 }

@@ -24,7 +24,7 @@ use super::problem::{self, Kind};
         (name = "feed", description = "Live price feed: instruments, stored trades, candles"),
         (name = "orders", description = "BTC buy orders under a hard cap (rate limited per client)"),
         (name = "operations", description = "Health, metrics, version and this documentation"),
-        (name = "status", description = "The status page and the rates explorer's lookups (ports, regions)")
+        (name = "status", description = "The pages (status, live dashboard, rates explorer) and the explorer's lookups (ports, regions)")
     )
 )]
 pub struct ApiDoc;

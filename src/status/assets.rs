@@ -16,6 +16,8 @@ use sha2::{Digest, Sha256};
 const FILES: &[(&str, &[u8])] = &[
     ("app.css", include_bytes!("assets/app.css")),
     ("chart.js", include_bytes!("assets/chart.js")),
+    ("dashboard.css", include_bytes!("assets/dashboard.css")),
+    ("dashboard.js", include_bytes!("assets/dashboard.js")),
     ("explorer.js", include_bytes!("assets/explorer.js")),
     ("favicon.svg", include_bytes!("assets/favicon.svg")),
 ];

@@ -9,6 +9,7 @@
 //! from another origin.
 
 pub mod assets;
+pub mod dashboard;
 pub mod explorer;
 pub mod page;
 pub mod visits;

@@ -270,6 +270,11 @@ async fn with_the_database_down_the_page_renders_and_answers_503() {
     assert!(html.contains("Degraded: database is down"), "{html}");
     assert!(html.contains("Visits cannot be counted while the database is down."));
     assert!(html.contains("state-down"));
+    // The dashboard too: rendered, saying what is missing, 503.
+    let resp = app.get("/dashboard").await;
+    assert_eq!(resp.status(), 503);
+    let html = resp.text().await.unwrap();
+    assert!(html.contains("data-problem=\"unavailable\""), "{html}");
     let (status, _, j) = app.get_json("/status.json").await;
     assert_eq!(status, 503);
     assert_eq!(j["down"], serde_json::json!(["database"]));
@@ -520,4 +525,197 @@ fn visitor_ids_do_not_depend_on_how_the_address_arrived() {
         pricehub::status::visits::Visits::visitor_id(key, mapped),
         id
     );
+}
+
+/// Stores `n` trades per symbol, 10 s apart, ending at `end_ms`; prices climb by 0.5.
+async fn store_trades(db: &Db, symbols: &[(&str, f64)], n: i64, end_ms: i64) {
+    let mut batch = Vec::new();
+    for (k, (symbol, start)) in symbols.iter().enumerate() {
+        for i in 0..n {
+            batch.push(pricehub::feed::store::Receipt {
+                run_id: 7,
+                seq: k as i64 * n + i,
+                received_ms: end_ms,
+                trade: pricehub::feed::Trade {
+                    timestamp_ms: (end_ms - (n - 1 - i) * 10_000) as u64,
+                    ticker: symbol.to_string(),
+                    price: start + i as f64 * 0.5,
+                    size: 100,
+                },
+            });
+        }
+    }
+    pricehub::feed::store::insert_batch(db, &batch)
+        .await
+        .expect("store trades");
+}
+
+/// The page from the first `start` up to the next `end` (one element, roughly).
+fn section<'a>(html: &'a str, start: &str, end: &str) -> &'a str {
+    let from = html
+        .find(start)
+        .unwrap_or_else(|| panic!("no {start} in the page:\n{html}"));
+    let rest = &html[from..];
+    &rest[..rest.find(end).unwrap_or(rest.len())]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_works_without_javascript() {
+    for backend in BACKENDS {
+        let Some(db) = fresh_db(backend).await else {
+            continue;
+        };
+        let mut http = HttpArgs::default();
+        http.orders.btc_rate_fixed = Some("EUR=40000,GBP=35000,USD=43216.7431".parse().unwrap());
+        let app = TestApp::start_with(db, http).await;
+
+        // No trades yet: the page says so, and names no instrument.
+        let resp = app.get("/dashboard").await;
+        assert_eq!(resp.status(), 200, "{backend:?}");
+        let html = resp.text().await.unwrap();
+        assert!(html.contains("id=\"no-instruments\""), "{html}");
+        assert!(!html.contains("<li class=\"tile"), "{html}");
+
+        // 31 trades per symbol, the last at `end`; the 30-minute window holds them all.
+        let end = 1_796_000_000_000i64;
+        store_trades(&app.db.db, &[("AAPL", 190.0), ("BTCUSD", 43000.0)], 31, end).await;
+        let (status, _, order) = {
+            let resp = app
+                .client
+                .post(app.url("/orders"))
+                .header("content-type", "application/json")
+                .body(r#"{"currency":"USD","amount":"1000.00"}"#)
+                .send()
+                .await
+                .unwrap();
+            (resp.status(), (), resp.json::<Value>().await.unwrap())
+        };
+        assert_eq!(status, 201, "{order}");
+
+        let resp = app.get("/dashboard").await;
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.headers()["cache-control"], "no-store");
+        assert!(
+            resp.headers()["content-security-policy"]
+                .to_str()
+                .unwrap()
+                .starts_with("default-src 'self'")
+        );
+        assert!(
+            resp.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html")
+        );
+        let html = resp.text().await.unwrap();
+        assert!(
+            !html.contains("<script>") && !html.contains("style=\""),
+            "nothing inline"
+        );
+        // One tile per instrument: last price, change over the window, a sparkline.
+        let aapl = section(&html, "data-symbol=\"AAPL\"", "</li>");
+        assert!(
+            aapl.contains("<data class=\"price\" value=\"205\">205.00</data>"),
+            "{aapl}"
+        );
+        assert!(aapl.contains("class=\"change up\">+7.89%<"), "{aapl}");
+        assert!(
+            aapl.contains("<path class=\"line\" vector-effect=\"non-scaling-stroke\" d=\"M0.00 "),
+            "{aapl}"
+        );
+        assert!(
+            aapl.contains("datetime=\"2026-11-30T00:53:20.000Z\">00:53:20 UTC<"),
+            "{aapl}"
+        );
+        let btc = section(&html, "data-symbol=\"BTCUSD\"", "</li>");
+        assert!(
+            html.contains("<li class=\"tile selected\" data-symbol=\"BTCUSD\""),
+            "BTCUSD is the default selection"
+        );
+        assert!(btc.contains("value=\"43015\">43015.00<"), "{btc}");
+        // The selected instrument's candles, as a table (1-minute candles: 31 trades
+        // 10 s apart fill six minutes).
+        let candles = section(&html, "id=\"candles\"", "</section>");
+        assert!(
+            candles.contains("data-symbol=\"BTCUSD\" data-interval=\"1m\""),
+            "{candles}"
+        );
+        let rows = candles.matches("<tr data-start-ms=").count();
+        assert!((6..=7).contains(&rows), "{rows} candle rows:\n{candles}");
+        assert!(
+            candles.contains("<label for=\"symbol\">")
+                && candles.contains("<label for=\"interval\">")
+        );
+        // The BTC panel: the cap in use and the order just placed.
+        let panel = section(&html, "id=\"btc\"", "</section>");
+        let btc_amount = order["btc_amount"].as_str().unwrap();
+        assert!(
+            panel.contains(&format!("<strong id=\"cap-used\">{btc_amount}</strong>")),
+            "{panel}"
+        );
+        assert!(
+            panel.contains("<span id=\"cap-cap\">100.00000000</span>"),
+            "{panel}"
+        );
+        assert!(panel.contains("<td class=\"num\">1000.00</td>"), "{panel}");
+        assert!(
+            panel.contains("id=\"no-orders\" class=\"muted\" hidden"),
+            "{panel}"
+        );
+        // The same numbers as the API.
+        let (_, _, cap) = app.get_json("/orders/cap").await;
+        assert_eq!(cap["used_btc"], btc_amount);
+
+        // Another instrument and interval; the tiles link there.
+        assert!(html.contains("href=\"/dashboard?symbol=AAPL&#38;interval=1m\""));
+        let resp = app.get("/dashboard?symbol=AAPL&interval=5m").await;
+        assert_eq!(resp.status(), 200);
+        let html = resp.text().await.unwrap();
+        assert!(
+            html.contains(
+                "id=\"candles\" data-symbol=\"AAPL\" data-interval=\"5m\" data-step-ms=\"300000\""
+            ),
+            "{html}"
+        );
+        assert!(html.contains("<option value=\"5m\" selected>"));
+        assert!(!html.contains("role=\"alert\""));
+
+        // Bad input: the page with the defaults, the problem shown, the API's status.
+        for (query, status, kind, shown) in [
+            ("symbol=NOPE", 404, "unknown-instrument", "NOPE"),
+            ("symbol=%00", 404, "unknown-instrument", "\\0"),
+            ("interval=2m", 400, "invalid-interval", "2m"),
+            (
+                "symbol=AAPL&symbol=SPY",
+                400,
+                "duplicate-parameter",
+                "symbol",
+            ),
+        ] {
+            let resp = app.get(&format!("/dashboard?{query}")).await;
+            assert_eq!(resp.status(), status, "{query}");
+            assert!(
+                resp.headers()["content-type"]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("text/html")
+            );
+            let html = resp.text().await.unwrap();
+            let banner = section(&html, "class=\"banner\"", "</section>");
+            assert!(
+                banner.contains(&format!("data-problem=\"{kind}\"")),
+                "{query}: {banner}"
+            );
+            assert!(banner.contains(shown), "{query}: {banner}");
+            assert!(
+                html.contains("data-symbol=\"AAPL\"") && html.contains("data-symbol=\"BTCUSD\""),
+                "{query}: the tiles are still shown"
+            );
+            assert!(
+                html.contains("id=\"candles\" data-symbol=\"BTCUSD\" data-interval=\"1m\""),
+                "{query}: defaults"
+            );
+        }
+        app.stop().await;
+    }
 }

@@ -1,12 +1,15 @@
-//! The status page and the rates explorer in a real headless Chromium against a real
-//! server: what a person sees, that it adds up, and that the page stays on its origin
-//! with a silent console.
+//! The status page, the rates explorer and the live dashboard in a real headless
+//! Chromium against real servers (the dashboard's: the embedded default, and a separate
+//! `serve` following a collector that writes to PostgreSQL): what a person sees, that it
+//! adds up, and that the page stays on its origin with a silent console. Each page is
+//! saved at desktop and phone width (`target/screenshots/`).
 
 use crate::common;
 
 use std::time::Duration;
 
 use common::browser::{Browser, DESKTOP, PHONE};
+use common::process::{Proc, pricehub};
 use common::{Backend, TestApp, fresh_db};
 use fantoccini::key::Key;
 use serde_json::Value;
@@ -202,4 +205,293 @@ async fn the_explorer_draws_the_rates_series_and_its_csv_matches() {
         browser.close().await;
         app.stop().await;
     }
+}
+
+/// The price text of every tile, by symbol.
+const PRICES: &str = "return Object.fromEntries([...document.querySelectorAll('#tiles li.tile')]
+     .map(li => [li.dataset.symbol, li.querySelector('.price').textContent]))";
+
+/// Waits until some tile's price text differs from `before` without the page reloading
+/// (the marker set on `window` survives only in the same document); returns the prices.
+async fn wait_for_a_price_change(browser: &Browser, before: &Value) -> Value {
+    browser.js("window.__sameDocument = true", vec![]).await;
+    browser
+        .wait_for(
+            &format!(
+                "window.__sameDocument && (() => {{
+                   const before = {before};
+                   const now = (function () {{ {PRICES} }})();
+                   return Object.keys(now).some(s => before[s] !== undefined && now[s] !== before[s]);
+                 }})()"
+            ),
+            Duration::from_secs(30),
+        )
+        .await;
+    browser.js(PRICES, vec![]).await
+}
+
+/// Phone width: nothing overflows sideways.
+async fn fits_a_phone(browser: &Browser, page: &str) {
+    browser.viewport(PHONE).await;
+    let overflow = browser
+        .js(
+            "return document.documentElement.scrollWidth - window.innerWidth",
+            vec![],
+        )
+        .await;
+    assert!(
+        overflow.as_i64().unwrap() <= 0,
+        "{page} is {overflow} px too wide at phone width"
+    );
+}
+
+/// The newcomer's setup (`pricehub all`: SQLite, the feed in the same process): the
+/// dashboard's prices move by themselves, its chart and BTC panel follow, and it stays on
+/// its origin with a silent console.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_moves_on_the_embedded_default() {
+    let Some(mut browser) = Browser::start().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = Proc::spawn(
+        pricehub()
+            .args([
+                "all",
+                "--listen",
+                "127.0.0.1:0",
+                "--no-demo-data",
+                "--feed-rate",
+                "20",
+                "--data-dir",
+            ])
+            .arg(dir.path()),
+    );
+    let base = format!("http://{}", app.addr());
+    let client = reqwest::Client::new();
+    // Trades stored, and an order placed at the live BTC rate, before the page opens.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let order: Value = loop {
+        let resp = client
+            .post(format!("{base}/orders"))
+            .header("content-type", "application/json")
+            .body(r#"{"currency":"EUR","amount":"2500.00"}"#)
+            .send()
+            .await
+            .unwrap();
+        if resp.status() == 201 {
+            break resp.json().await.unwrap();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no order could be placed: {} {}",
+            resp.status(),
+            resp.text().await.unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+
+    browser
+        .open(&format!("{base}/dashboard?symbol=BTCUSD&interval=1s"))
+        .await;
+    browser
+        .wait_for(
+            "document.getElementById('live-status').textContent.startsWith('Live')",
+            Duration::from_secs(20),
+        )
+        .await;
+    let before = browser.js(PRICES, vec![]).await;
+    assert!(
+        before.as_object().unwrap().contains_key("BTCUSD"),
+        "{before}"
+    );
+    wait_for_a_price_change(&browser, &before).await;
+    // The chart is drawn and follows the stream; the sparklines are lines.
+    browser
+        .wait_for(
+            "document.querySelectorAll('#candle-chart g.candles > g').length >= 3",
+            Duration::from_secs(30),
+        )
+        .await;
+    let spark = browser
+        .js(
+            "return document.querySelector('#tiles li[data-symbol=BTCUSD] svg.spark path.line').getAttribute('d')",
+            vec![],
+        )
+        .await;
+    assert!(spark.as_str().unwrap().starts_with("M0.00 "), "{spark}");
+    // The BTC panel shows the order and the cap in use.
+    assert_eq!(
+        browser.text("#cap-used").await,
+        order["btc_amount"].as_str().unwrap()
+    );
+    assert!(browser.text("#orders tbody").await.contains("2500.00"));
+    // Keyboard: the tiles are links reached with Tab, and the form has labelled controls.
+    let focusable = browser
+        .js(
+            "const a = document.querySelector('#tiles li.tile a'); a.focus();
+             return document.activeElement === a",
+            vec![],
+        )
+        .await;
+    assert_eq!(focusable, Value::Bool(true));
+    for id in ["symbol", "interval", "cap-meter"] {
+        let label = browser
+            .js(
+                &format!("return document.querySelector('label[for={id}]').textContent"),
+                vec![],
+            )
+            .await;
+        assert!(!label.as_str().unwrap().is_empty(), "{id} has no label");
+    }
+    // Choosing another instrument from the form shows its candles.
+    browser
+        .js(
+            "document.getElementById('symbol').value = 'AAPL';
+             document.querySelector('#candle-form button').click();",
+            vec![],
+        )
+        .await;
+    browser
+        .wait_for(
+            "location.search.includes('symbol=AAPL') && document.getElementById('candles').dataset.symbol === 'AAPL'",
+            Duration::from_secs(20),
+        )
+        .await;
+    browser
+        .open(&format!("{base}/dashboard?symbol=BTCUSD&interval=1s"))
+        .await;
+    // Some history for the screenshot: twenty 1-second candles.
+    browser
+        .wait_for(
+            "document.getElementById('live-status').textContent.startsWith('Live')
+             && document.querySelectorAll('#candle-chart g.candles > g').length >= 20",
+            Duration::from_secs(90),
+        )
+        .await;
+    browser.js("document.activeElement.blur()", vec![]).await;
+    // The whole page at desktop width (it is longer than one screen).
+    browser.viewport(DESKTOP).await;
+    let height = browser
+        .js("return document.documentElement.scrollHeight", vec![])
+        .await
+        .as_u64()
+        .unwrap() as u32;
+    browser
+        .viewport((DESKTOP.0, height.clamp(DESKTOP.1, 2000)))
+        .await;
+    browser.screenshot("dashboard-desktop", true).await;
+    fits_a_phone(&browser, "the dashboard").await;
+    browser.screenshot("dashboard-phone", false).await;
+    browser.assert_clean(&base).await;
+    browser.close().await;
+    assert!(app.terminate().success());
+}
+
+/// The collector in its own process writes to PostgreSQL; a separate `serve` shows the
+/// dashboard, whose prices move with what the collector commits (LISTEN/NOTIFY): tiles
+/// appear on a page opened before any trade, and a reloaded page keeps moving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_of_a_separate_serve_follows_a_collector_on_postgres() {
+    let Some(url) = common::pg::fresh_database(false).await else {
+        return;
+    };
+    let Some(mut browser) = Browser::start().await else {
+        return;
+    };
+    let db = url.expose();
+    let dir = tempfile::tempdir().unwrap();
+    let mut serve =
+        Proc::spawn(pricehub().args(["serve", "--listen", "127.0.0.1:0", "--database-url", db]));
+    let trigger = serve.wait_for("instrument stream running")["trigger"].clone();
+    assert_eq!(trigger, "postgres LISTEN");
+    let base = format!("http://{}", serve.addr());
+
+    browser.open(&format!("{base}/dashboard")).await;
+    assert!(
+        browser
+            .text("#no-instruments")
+            .await
+            .starts_with("No trades")
+    );
+    browser
+        .wait_for(
+            "document.getElementById('live-status').textContent.startsWith('Live')",
+            Duration::from_secs(20),
+        )
+        .await;
+
+    let mut provider = Proc::spawn(pricehub().args([
+        "provider",
+        "--listen",
+        "127.0.0.1:0",
+        "--http-listen",
+        "127.0.0.1:0",
+        "--rate",
+        "20",
+    ]));
+    let addr = provider.wait_for("provider listening")["addr"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut collector = Proc::spawn(
+        pricehub()
+            .args([
+                "collector",
+                "--http-listen",
+                "127.0.0.1:0",
+                "--provider",
+                &addr,
+                "--database-url",
+                db,
+                "--flush-interval-ms",
+                "50",
+            ])
+            .arg("--data-dir")
+            .arg(dir.path().join("collector")),
+    );
+    collector.wait_for("collector started");
+
+    // Tiles appear live on the page that was opened before any trade.
+    browser
+        .wait_for(
+            "document.querySelectorAll('#tiles li.tile').length >= 3
+             && document.getElementById('no-instruments').hidden",
+            Duration::from_secs(30),
+        )
+        .await;
+    let before = browser.js(PRICES, vec![]).await;
+    wait_for_a_price_change(&browser, &before).await;
+    browser.assert_clean(&base).await;
+
+    // A page rendered with the stored trades keeps moving too.
+    browser.open(&format!("{base}/dashboard")).await;
+    browser
+        .wait_for(
+            "document.getElementById('live-status').textContent.startsWith('Live')",
+            Duration::from_secs(20),
+        )
+        .await;
+    let before = browser.js(PRICES, vec![]).await;
+    assert!(
+        before.as_object().unwrap().len() >= 3,
+        "server-rendered tiles: {before}"
+    );
+    let after = wait_for_a_price_change(&browser, &before).await;
+    // What the page shows is what is stored.
+    let stored: Value = reqwest::get(format!("{base}/instruments"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for i in stored["instruments"].as_array().unwrap() {
+        let shown = &after[i["symbol"].as_str().unwrap()];
+        assert!(shown.is_string(), "{} has no tile: {after}", i["symbol"]);
+    }
+    browser.assert_clean(&base).await;
+    browser.close().await;
+    assert!(collector.terminate().success());
+    assert!(provider.terminate().success());
+    assert!(serve.terminate().success());
 }

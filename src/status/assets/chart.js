@@ -69,11 +69,13 @@
     return { W, H, m, pw, ph, band, x, y, axis };
   }
 
-  function xLabels(f, labels) {
-    const every = Math.max(1, Math.ceil(labels.length / Math.max(1, Math.floor(f.pw / 90))));
+  // Labels under the points; `offset` is the slot of the first label.
+  function xLabels(f, labels, offset) {
+    offset = offset || 0;
+    const every = Math.max(1, Math.ceil((labels.length + offset) / Math.max(1, Math.floor(f.pw / 90))));
     labels.forEach((l, i) => {
-      if (i % every === 0 || i === labels.length - 1 && labels.length < every) {
-        el("text", { x: f.x(i), y: f.m.top + f.ph + 18, "text-anchor": "middle" }, f.axis).textContent = l;
+      if ((i + offset) % every === 0 || i === labels.length - 1 && labels.length + offset < every) {
+        el("text", { x: f.x(i + offset), y: f.m.top + f.ph + 18, "text-anchor": "middle" }, f.axis).textContent = l;
       }
     });
   }
@@ -113,20 +115,22 @@
     return f;
   }
 
-  // Candles: [{t: label, o, h, l, c}] oldest first.
+  // Candles: [{t: label, o, h, l, c}] oldest first. With `opts.slots`, the chart has room
+  // for that many and the candles sit at its right end (so a few are not drawn huge).
   function candles(svg, items, opts) {
     opts = opts || {};
-    const f = frame(svg, opts, extent(items.flatMap((c) => [c.l, c.h])), items.length);
+    const n = Math.max(items.length, opts.slots || 0), offset = n - items.length;
+    const f = frame(svg, opts, extent(items.flatMap((c) => [c.l, c.h])), n);
     const g = el("g", { class: "candles" }, svg);
     items.forEach((c, i) => {
-      const x = f.x(i), cls = c.c >= c.o ? "up" : "down";
+      const x = f.x(i + offset), cls = c.c >= c.o ? "up" : "down";
       const top = f.y(Math.max(c.o, c.c)), bottom = f.y(Math.min(c.o, c.c));
       const k = el("g", { class: cls, "data-t": c.t, "data-o": c.o, "data-h": c.h, "data-l": c.l, "data-c": c.c }, g);
       titled(k, `${c.t}: open ${fmt(c.o)} high ${fmt(c.h)} low ${fmt(c.l)} close ${fmt(c.c)}`);
       el("line", { x1: x, x2: x, y1: f.y(c.h), y2: f.y(c.l), "stroke-width": 1 }, k);
       el("rect", { x: x - f.band * 0.35, width: Math.max(1, f.band * 0.7), y: top, height: Math.max(1, bottom - top) }, k);
     });
-    xLabels(f, items.map((c) => c.t));
+    xLabels(f, items.map((c) => c.t), offset);
     return f;
   }
 

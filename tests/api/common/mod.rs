@@ -39,6 +39,7 @@ pub const ROUTES: &[&str] = &[
     "/instruments/{symbol}/candles",
     "/",
     "/status.json",
+    "/dashboard",
     "/explorer",
     "/explorer.csv",
     "/ports",
