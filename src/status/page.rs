@@ -318,7 +318,13 @@ fn wants_json(headers: &HeaderMap) -> bool {
 
 async fn visit_and_report(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> StatusReport {
     let ip = client_ip(headers, peer.ip(), &state.http.orders.trusted_proxies);
-    let visit = state.status.visits.record(&state.db, ip).await;
+    // In its own task: a client that hangs up mid-request must not leave a visit stored
+    // but uncounted in `pricehub_status_visits_total` (dropping the handler's future
+    // between the commit and the counter would).
+    let (status, db) = (state.status.clone(), state.db.clone());
+    let visit = tokio::spawn(async move { status.visits.record(&db, ip).await })
+        .await
+        .unwrap_or_else(|e| Err(sqlx::Error::Protocol(format!("visit task failed: {e}"))));
     state.status.report(state, visit).await
 }
 
