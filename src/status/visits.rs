@@ -101,7 +101,6 @@ impl Visits {
                         UPDATE status_totals SET visitors = visitors + 1
                         WHERE id AND (SELECT visits FROM v) = 1
                         RETURNING visitors
-                     )
                      ), quick AS (
                         SELECT set_config('synchronous_commit', 'off', true)
                      )
