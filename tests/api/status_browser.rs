@@ -9,7 +9,7 @@ use crate::common;
 use std::time::Duration;
 
 use common::browser::{Browser, DESKTOP, PHONE};
-use common::process::{Proc, pricehub};
+use common::process::{Proc, pricehub, spawn_feed};
 use common::{Backend, TestApp, fresh_db};
 use fantoccini::key::Key;
 use serde_json::Value;
@@ -437,36 +437,12 @@ async fn the_dashboard_of_a_separate_serve_follows_a_collector_on_postgres() {
         )
         .await;
 
-    let mut provider = Proc::spawn(pricehub().args([
-        "provider",
-        "--listen",
-        "127.0.0.1:0",
-        "--http-listen",
-        "127.0.0.1:0",
-        "--rate",
-        "20",
-    ]));
-    let addr = provider.wait_for("provider listening")["addr"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let mut collector = Proc::spawn(
-        pricehub()
-            .args([
-                "collector",
-                "--http-listen",
-                "127.0.0.1:0",
-                "--provider",
-                &addr,
-                "--database-url",
-                db,
-                "--flush-interval-ms",
-                "50",
-            ])
-            .arg("--data-dir")
-            .arg(dir.path().join("collector")),
+    let (mut provider, mut collector) = spawn_feed(
+        db,
+        dir.path(),
+        &["--rate", "20"],
+        &["--flush-interval-ms", "50"],
     );
-    collector.wait_for("collector started");
 
     // Tiles appear live on the page that was opened before any trade.
     browser

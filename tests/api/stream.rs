@@ -11,7 +11,7 @@ use crate::common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::process::{Proc, pricehub};
+use common::process::{Proc, pricehub, spawn_feed};
 use futures_util::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -196,47 +196,6 @@ fn spawn_serve(db: &str, extra: &[&str]) -> (Proc, String, String) {
     );
     let (base, trigger) = started(&mut p);
     (p, base, trigger)
-}
-
-/// A provider and a collector, each its own process, storing into `db`.
-fn spawn_feed(
-    db: &str,
-    dir: &std::path::Path,
-    provider_args: &[&str],
-    collector_args: &[&str],
-) -> (Proc, Proc) {
-    let mut provider = Proc::spawn(
-        pricehub()
-            .args([
-                "provider",
-                "--listen",
-                "127.0.0.1:0",
-                "--http-listen",
-                "127.0.0.1:0",
-            ])
-            .args(provider_args),
-    );
-    let addr = provider.wait_for("provider listening")["addr"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let mut collector = Proc::spawn(
-        pricehub()
-            .args([
-                "collector",
-                "--http-listen",
-                "127.0.0.1:0",
-                "--provider",
-                &addr,
-                "--database-url",
-                db,
-            ])
-            .arg("--data-dir")
-            .arg(dir.join("collector"))
-            .args(collector_args),
-    );
-    collector.wait_for("collector started");
-    (provider, collector)
 }
 
 /// The newcomer's setup: everything in one process. Updates arrive, ids count up by one,

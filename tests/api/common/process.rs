@@ -134,3 +134,45 @@ impl Proc {
         let _ = self.child.wait();
     }
 }
+
+/// A provider and a collector, each its own process, the collector storing into `db`
+/// with its data directory under `dir`; returns once both are up.
+pub fn spawn_feed(
+    db: &str,
+    dir: &std::path::Path,
+    provider_args: &[&str],
+    collector_args: &[&str],
+) -> (Proc, Proc) {
+    let mut provider = Proc::spawn(
+        pricehub()
+            .args([
+                "provider",
+                "--listen",
+                "127.0.0.1:0",
+                "--http-listen",
+                "127.0.0.1:0",
+            ])
+            .args(provider_args),
+    );
+    let addr = provider.wait_for("provider listening")["addr"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut collector = Proc::spawn(
+        pricehub()
+            .args([
+                "collector",
+                "--http-listen",
+                "127.0.0.1:0",
+                "--provider",
+                &addr,
+                "--database-url",
+                db,
+            ])
+            .arg("--data-dir")
+            .arg(dir.join("collector"))
+            .args(collector_args),
+    );
+    collector.wait_for("collector started");
+    (provider, collector)
+}
