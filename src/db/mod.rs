@@ -15,6 +15,32 @@ use crate::config::DbArgs;
 
 pub mod text;
 
+/// Runs `$body` on whichever pool `$db` holds, with `$pool` bound to it (`&PgPool` or
+/// `&SqlitePool`): for queries whose text and bindings are the same on both backends
+/// (`$N` placeholders work on SQLite too). The body is compiled once per backend. Write
+/// the two arms out by hand only where the SQL really differs, and say why there.
+#[macro_export]
+macro_rules! db_run {
+    ($db:expr, |$pool:ident| $body:expr) => {
+        match $db {
+            $crate::db::Db::Postgres($pool) => $body,
+            $crate::db::Db::Sqlite($pool) => $body,
+        }
+    };
+}
+
+/// [`db_run!`] for a transaction: `$tx` is bound to the backend's
+/// `sqlx::Transaction` (`&mut **$tx` is its connection).
+#[macro_export]
+macro_rules! tx_run {
+    ($tx:expr, |$t:ident| $body:expr) => {
+        match $tx {
+            $crate::db::Tx::Postgres($t) => $body,
+            $crate::db::Tx::Sqlite($t) => $body,
+        }
+    };
+}
+
 pub static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
 pub static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 

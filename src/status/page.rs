@@ -15,7 +15,7 @@ use parking_lot::RwLock;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::visits::{VisitCounts, Visits};
+use super::visits::{VisitCounts, VisitError, Visits};
 use super::{Chrome, SECURITY_HEADERS};
 use crate::app::AppState;
 use crate::config::StatusArgs;
@@ -82,7 +82,7 @@ impl Status {
                 name,
                 url: args.deployer_url(),
             }),
-            visits: Visits::new(args.visit_key.as_ref()),
+            visits: Visits::start(db, args.visit_key.as_ref()),
             server: RwLock::new(ServerVersion {
                 stale: version.is_err(),
                 version: version.ok(),
@@ -120,7 +120,7 @@ impl Status {
     async fn report(
         &self,
         state: &AppState,
-        visit: Result<VisitCounts, sqlx::Error>,
+        visit: Result<VisitCounts, VisitError>,
     ) -> StatusReport {
         let mut ready = self.checks(state).await;
         let visits = match visit {
@@ -318,13 +318,7 @@ fn wants_json(headers: &HeaderMap) -> bool {
 
 async fn visit_and_report(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> StatusReport {
     let ip = client_ip(headers, peer.ip(), &state.http.orders.trusted_proxies);
-    // In its own task: a client that hangs up mid-request must not leave a visit stored
-    // but uncounted in `pricehub_status_visits_total` (dropping the handler's future
-    // between the commit and the counter would).
-    let (status, db) = (state.status.clone(), state.db.clone());
-    let visit = tokio::spawn(async move { status.visits.record(&db, ip).await })
-        .await
-        .unwrap_or_else(|e| Err(sqlx::Error::Protocol(format!("visit task failed: {e}"))));
+    let visit = state.status.visits.record(ip).await;
     state.status.report(state, visit).await
 }
 
