@@ -135,48 +135,27 @@ fn mismatch() -> Problem {
 
 /// Claims `key` inside `tx` (blocking while another transaction holds it).
 pub async fn claim(tx: &mut Tx, key: &Key) -> Result<Claim, Problem> {
-    let inserted = match tx {
-        Tx::Postgres(t) => sqlx::query(
-            "INSERT INTO idempotency_keys (scope, key, request_hash, status_code, response) \
+    let inserted = crate::tx_run!(tx, |t| sqlx::query(
+        "INSERT INTO idempotency_keys (scope, key, request_hash, status_code, response) \
              VALUES ($1, $2, $3, 0, '') ON CONFLICT (scope, key) DO NOTHING",
-        )
-        .bind(key.scope)
-        .bind(&key.key)
-        .bind(&key.request_hash)
-        .execute(&mut **t)
-        .await?
-        .rows_affected(),
-        Tx::Sqlite(t) => sqlx::query(
-            "INSERT INTO idempotency_keys (scope, key, request_hash, status_code, response) \
-             VALUES (?1, ?2, ?3, 0, '') ON CONFLICT (scope, key) DO NOTHING",
-        )
-        .bind(key.scope)
-        .bind(&key.key)
-        .bind(&key.request_hash)
-        .execute(&mut **t)
-        .await?
-        .rows_affected(),
-    };
+    )
+    .bind(key.scope)
+    .bind(&key.key)
+    .bind(&key.request_hash)
+    .execute(&mut **t)
+    .await?
+    .rows_affected());
     if inserted == 1 {
         return Ok(Claim::Owned);
     }
     let q = "SELECT request_hash, status_code, response, location FROM idempotency_keys WHERE scope = $1 AND key = $2";
-    let row: (String, i32, String, Option<String>) = match tx {
-        Tx::Postgres(t) => {
-            sqlx::query_as(q)
-                .bind(key.scope)
-                .bind(&key.key)
-                .fetch_one(&mut **t)
-                .await?
-        }
-        Tx::Sqlite(t) => {
-            sqlx::query_as(q)
-                .bind(key.scope)
-                .bind(&key.key)
-                .fetch_one(&mut **t)
-                .await?
-        }
-    };
+    let row: (String, i32, String, Option<String>) = crate::tx_run!(tx, |t| {
+        sqlx::query_as(q)
+            .bind(key.scope)
+            .bind(&key.key)
+            .fetch_one(&mut **t)
+            .await?
+    });
     if row.0 != key.request_hash {
         return Err(mismatch());
     }
@@ -204,28 +183,16 @@ pub async fn claim(tx: &mut Tx, key: &Key) -> Result<Claim, Problem> {
 pub async fn store(tx: &mut Tx, key: &Key, outcome: &Outcome) -> Result<(), sqlx::Error> {
     let body = text(&outcome.body);
     let q = "UPDATE idempotency_keys SET status_code = $1, response = $2, location = $3 WHERE scope = $4 AND key = $5";
-    match tx {
-        Tx::Postgres(t) => {
-            sqlx::query(q)
-                .bind(i32::from(outcome.status))
-                .bind(body.as_ref())
-                .bind(&outcome.location)
-                .bind(key.scope)
-                .bind(&key.key)
-                .execute(&mut **t)
-                .await?;
-        }
-        Tx::Sqlite(t) => {
-            sqlx::query(q)
-                .bind(i32::from(outcome.status))
-                .bind(body.as_ref())
-                .bind(&outcome.location)
-                .bind(key.scope)
-                .bind(&key.key)
-                .execute(&mut **t)
-                .await?;
-        }
-    }
+    crate::tx_run!(tx, |t| {
+        sqlx::query(q)
+            .bind(i32::from(outcome.status))
+            .bind(body.as_ref())
+            .bind(&outcome.location)
+            .bind(key.scope)
+            .bind(&key.key)
+            .execute(&mut **t)
+            .await?;
+    });
     Ok(())
 }
 
@@ -233,21 +200,12 @@ pub async fn store(tx: &mut Tx, key: &Key, outcome: &Outcome) -> Result<(), sqlx
 /// nothing), so a retry is evaluated afresh — as if the transaction had rolled back.
 pub async fn release(tx: &mut Tx, key: &Key) -> Result<(), sqlx::Error> {
     let q = "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2";
-    match tx {
-        Tx::Postgres(t) => {
-            sqlx::query(q)
-                .bind(key.scope)
-                .bind(&key.key)
-                .execute(&mut **t)
-                .await?;
-        }
-        Tx::Sqlite(t) => {
-            sqlx::query(q)
-                .bind(key.scope)
-                .bind(&key.key)
-                .execute(&mut **t)
-                .await?;
-        }
-    }
+    crate::tx_run!(tx, |t| {
+        sqlx::query(q)
+            .bind(key.scope)
+            .bind(&key.key)
+            .execute(&mut **t)
+            .await?;
+    });
     Ok(())
 }

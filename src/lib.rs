@@ -12,3 +12,5 @@ pub mod rates;
 pub mod secret_files;
 pub mod status;
 pub mod telemetry;
+#[doc(hidden)]
+pub mod testing;

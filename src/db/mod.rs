@@ -1,15 +1,17 @@
 //! The storage handle: one `Db` that is either PostgreSQL (production) or SQLite (the
 //! embedded default), with embedded migrations per backend. Feature modules keep their
-//! own queries for both backends; only connection, migration and health live here.
+//! own queries for both backends (through [`db_run!`] / [`tx_run!`] when the SQL is the
+//! same on both); only connection, migration and health live here.
 
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use sqlx::migrate::Migrator;
+use sqlx::pool::PoolOptions;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{ConnectOptions, PgPool, SqlitePool};
+use sqlx::{ConnectOptions, PgPool, Pool, SqlitePool};
 
 use crate::config::DbArgs;
 
@@ -44,6 +46,11 @@ macro_rules! tx_run {
 pub static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
 pub static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 
+/// Rows per multi-row INSERT on SQLite. A statement holds at most 32,766 bind
+/// parameters; 500 rows stays under it for rows of up to 65 columns and is large enough
+/// that the statement's cost is spread thin.
+pub const SQLITE_ROWS_PER_INSERT: usize = 500;
+
 #[derive(Clone, Debug)]
 pub enum Db {
     Postgres(PgPool),
@@ -57,6 +64,15 @@ pub enum Backend {
 }
 
 impl Backend {
+    /// The statement for this backend, where the SQL really differs (casts, `now()`
+    /// against `strftime`, locking clauses); the code around it is written once.
+    pub fn sql(self, postgres: &'static str, sqlite: &'static str) -> &'static str {
+        match self {
+            Backend::Postgres => postgres,
+            Backend::Sqlite => sqlite,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Backend::Postgres => "postgres",
@@ -108,14 +124,9 @@ impl Db {
             let pool_opts = PgPoolOptions::new()
                 .max_connections(args.db_max_connections.max(1))
                 .acquire_timeout(args.acquire_timeout());
-            let pool = if lazy {
-                pool_opts.connect_lazy_with(opts)
-            } else {
-                pool_opts
-                    .connect_with(opts)
-                    .await
-                    .with_context(|| format!("cannot connect to PostgreSQL at {url}"))?
-            };
+            let pool = open_pool(pool_opts, opts, lazy)
+                .await
+                .with_context(|| format!("cannot connect to PostgreSQL at {url}"))?;
             Ok(Db::Postgres(pool))
         } else {
             let opts = SqliteConnectOptions::from_str(url.expose())
@@ -135,14 +146,9 @@ impl Db {
             let pool_opts = SqlitePoolOptions::new()
                 .max_connections(args.db_max_connections.clamp(1, 8))
                 .acquire_timeout(args.acquire_timeout());
-            let pool = if lazy {
-                pool_opts.connect_lazy_with(opts)
-            } else {
-                pool_opts
-                    .connect_with(opts)
-                    .await
-                    .with_context(|| format!("cannot open SQLite database {url}"))?
-            };
+            let pool = open_pool(pool_opts, opts, lazy)
+                .await
+                .with_context(|| format!("cannot open SQLite database {url}"))?;
             Ok(Db::Sqlite(pool))
         }
     }
@@ -164,18 +170,12 @@ impl Db {
     /// Applies pending migrations. On a PostgreSQL database loaded the original way
     /// (`psql < rates.sql`) the first migration adopts the existing tables.
     pub async fn migrate(&self) -> anyhow::Result<()> {
-        let result = match self {
-            Db::Postgres(pool) => POSTGRES_MIGRATOR.run(pool).await,
-            Db::Sqlite(pool) => SQLITE_MIGRATOR.run(pool).await,
-        };
-        result.context("applying database migrations")
+        let migrator = self.migrator();
+        db_run!(self, |pool| migrator.run(pool).await).context("applying database migrations")
     }
 
     pub async fn close(&self) {
-        match self {
-            Db::Postgres(p) => p.close().await,
-            Db::Sqlite(p) => p.close().await,
-        }
+        db_run!(self, |pool| pool.close().await)
     }
 
     /// Pings the database and compares applied migrations with the embedded ones.
@@ -187,16 +187,10 @@ impl Db {
             .count() as i64;
         let started = Instant::now();
         let q = "SELECT COUNT(*) FROM _sqlx_migrations WHERE success";
-        let ping = match self {
-            Db::Postgres(p) => sqlx::query_scalar::<_, i32>("SELECT 1")
-                .fetch_one(p)
-                .await
-                .map(|_| ()),
-            Db::Sqlite(p) => sqlx::query_scalar::<_, i32>("SELECT 1")
-                .fetch_one(p)
-                .await
-                .map(|_| ()),
-        };
+        let ping = db_run!(self, |pool| sqlx::query_scalar::<_, i32>("SELECT 1")
+            .fetch_one(pool)
+            .await
+            .map(|_| ()));
         let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
         if let Err(e) = ping {
             return DbHealth {
@@ -207,10 +201,9 @@ impl Db {
                 error: Some(e.to_string()),
             };
         }
-        let applied = match self {
-            Db::Postgres(p) => sqlx::query_scalar::<_, i64>(q).fetch_one(p).await,
-            Db::Sqlite(p) => sqlx::query_scalar::<_, i64>(q).fetch_one(p).await,
-        };
+        let applied = db_run!(self, |pool| sqlx::query_scalar::<_, i64>(q)
+            .fetch_one(pool)
+            .await);
         DbHealth {
             reachable: true,
             latency_ms: Some(latency_ms),
@@ -224,18 +217,11 @@ impl Db {
 
     /// Publishes pool gauges (called when `/metrics` is scraped).
     pub fn record_pool_metrics(&self) {
-        let (size, idle, max) = match self {
-            Db::Postgres(p) => (
-                p.size(),
-                p.num_idle() as u32,
-                p.options().get_max_connections(),
-            ),
-            Db::Sqlite(p) => (
-                p.size(),
-                p.num_idle() as u32,
-                p.options().get_max_connections(),
-            ),
-        };
+        let (size, idle, max) = db_run!(self, |pool| (
+            pool.size(),
+            pool.num_idle() as u32,
+            pool.options().get_max_connections(),
+        ));
         let backend = self.backend().name();
         metrics::gauge!("pricehub_db_pool_connections", "backend" => backend, "state" => "idle")
             .set(idle as f64);
@@ -243,6 +229,19 @@ impl Db {
             .set(size.saturating_sub(idle) as f64);
         metrics::gauge!("pricehub_db_pool_connections", "backend" => backend, "state" => "max")
             .set(max as f64);
+    }
+}
+
+/// A pool that connects now, or (`lazy`) on first use.
+async fn open_pool<DB: sqlx::Database>(
+    pool: PoolOptions<DB>,
+    opts: <DB::Connection as sqlx::Connection>::Options,
+    lazy: bool,
+) -> Result<Pool<DB>, sqlx::Error> {
+    if lazy {
+        Ok(pool.connect_lazy_with(opts))
+    } else {
+        pool.connect_with(opts).await
     }
 }
 
@@ -262,17 +261,18 @@ impl Db {
 }
 
 impl Tx {
-    pub async fn commit(self) -> Result<(), sqlx::Error> {
+    pub fn backend(&self) -> Backend {
         match self {
-            Tx::Postgres(t) => t.commit().await,
-            Tx::Sqlite(t) => t.commit().await,
+            Tx::Postgres(_) => Backend::Postgres,
+            Tx::Sqlite(_) => Backend::Sqlite,
         }
     }
 
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        tx_run!(self, |t| t.commit().await)
+    }
+
     pub async fn rollback(self) -> Result<(), sqlx::Error> {
-        match self {
-            Tx::Postgres(t) => t.rollback().await,
-            Tx::Sqlite(t) => t.rollback().await,
-        }
+        tx_run!(self, |t| t.rollback().await)
     }
 }

@@ -369,7 +369,7 @@ mod tests {
     }
 
     fn capture() -> Option<(Vec<u8>, Vec<Trade>)> {
-        let dir = crate::feed::test_data_dir()?;
+        let dir = crate::testing::data_dir()?;
         let bin = std::fs::read(dir.join("feed-capture.bin")).expect("read feed-capture.bin");
         let json = std::fs::read(dir.join("feed-capture.json")).expect("read feed-capture.json");
         let trades = serde_json::from_slice(&json).expect("parse feed-capture.json");

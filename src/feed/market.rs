@@ -719,7 +719,7 @@ mod tests {
     /// pins down the price formula (`90 + k * 0.05` in doubles, not a rounded decimal).
     #[test]
     fn legacy_model_reproduces_the_captured_original() {
-        let Some(dir) = crate::feed::test_data_dir() else {
+        let Some(dir) = crate::testing::data_dir() else {
             return;
         };
         let json = std::fs::read(dir.join("feed-capture.json")).unwrap();

@@ -108,25 +108,3 @@ pub fn now_ms() -> u64 {
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
 }
-
-/// The reference data directory (`PRICEHUB_TEST_DATA`, else `../shared/data` next to the
-/// repository), or `None` after saying loudly that the calling test is skipped. Under CI
-/// (`CI=true`) missing data is a failure, never a silent skip.
-#[cfg(test)]
-pub(crate) fn test_data_dir() -> Option<std::path::PathBuf> {
-    use std::path::PathBuf;
-    let dir = std::env::var_os("PRICEHUB_TEST_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
-    if dir.join("feed-capture.bin").is_file() && dir.join("feed-capture.json").is_file() {
-        return Some(dir);
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("reference data not found in {} (CI=true)", dir.display());
-    }
-    eprintln!(
-        "SKIPPED (no reference data): {} has no feed-capture.bin/.json; set PRICEHUB_TEST_DATA",
-        dir.display()
-    );
-    None
-}

@@ -548,11 +548,9 @@ mod tests {
         assert_eq!(v["time"]["updated"], "Nov 23, 2026 05:40:00 UTC");
         assert_eq!(v["time"]["updateduk"], "Nov 23, 2026 at 05:40 GMT");
         // Same keys as the reference sample.
-        if let Some(dir) = crate::feed::test_data_dir() {
+        if let Some(dir) = crate::testing::data_dir() {
             let sample: serde_json::Value = serde_json::from_slice(
-                &std::fs::read(dir.join("../data/coindesk-currentprice.json"))
-                    .or_else(|_| std::fs::read(dir.join("coindesk-currentprice.json")))
-                    .unwrap(),
+                &std::fs::read(dir.join("coindesk-currentprice.json")).unwrap(),
             )
             .unwrap();
             let keys = |v: &serde_json::Value| {

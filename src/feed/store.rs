@@ -18,7 +18,7 @@ use futures_util::TryStreamExt;
 use sqlx::{Postgres, QueryBuilder, Sqlite};
 
 use super::Trade;
-use crate::db::Db;
+use crate::db::{Db, SQLITE_ROWS_PER_INSERT};
 
 /// A trade as received by one collector run: the trade plus its receipt key.
 #[derive(Clone, Debug, PartialEq)]
@@ -54,8 +54,7 @@ pub async fn insert_batch(db: &Db, batch: &[Receipt]) -> Result<BatchOutcome, sq
         Db::Sqlite(pool) => {
             let mut tx = pool.begin().await?;
             let mut inserted = 0;
-            // 7 parameters a row, well under SQLite's 32,766 limit per statement.
-            for chunk in batch.chunks(2_000) {
+            for chunk in batch.chunks(SQLITE_ROWS_PER_INSERT) {
                 let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
                     "INSERT INTO trades (symbol, ts_ms, price, size, run_id, seq, received_ms) ",
                 );
@@ -303,18 +302,15 @@ pub struct InstrumentRow {
 
 pub async fn list_instruments(db: &Db) -> Result<Vec<InstrumentRow>, sqlx::Error> {
     let q = "SELECT symbol, last_price, last_ts_ms, ticks FROM instruments ORDER BY symbol";
-    match db {
-        Db::Postgres(pool) => sqlx::query_as(q).fetch_all(pool).await,
-        Db::Sqlite(pool) => sqlx::query_as(q).fetch_all(pool).await,
-    }
+    crate::db_run!(db, |pool| sqlx::query_as(q).fetch_all(pool).await)
 }
 
 pub async fn instrument(db: &Db, symbol: &str) -> Result<Option<InstrumentRow>, sqlx::Error> {
     let q = "SELECT symbol, last_price, last_ts_ms, ticks FROM instruments WHERE symbol = $1";
-    match db {
-        Db::Postgres(pool) => sqlx::query_as(q).bind(symbol).fetch_optional(pool).await,
-        Db::Sqlite(pool) => sqlx::query_as(q).bind(symbol).fetch_optional(pool).await,
-    }
+    crate::db_run!(db, |pool| sqlx::query_as(q)
+        .bind(symbol)
+        .fetch_optional(pool)
+        .await)
 }
 
 /// One stored trade as the API serves it.
@@ -340,30 +336,17 @@ pub async fn trades_page(
     let q = "SELECT id, ts_ms, price, size FROM trades \
              WHERE symbol = $1 AND ts_ms >= $2 AND ts_ms < $3 AND (ts_ms, id) < ($4, $5) \
              ORDER BY ts_ms DESC, id DESC LIMIT $6";
-    match db {
-        Db::Postgres(pool) => {
-            sqlx::query_as(q)
-                .bind(symbol)
-                .bind(from_ms)
-                .bind(to_ms)
-                .bind(bts)
-                .bind(bid)
-                .bind(limit)
-                .fetch_all(pool)
-                .await
-        }
-        Db::Sqlite(pool) => {
-            sqlx::query_as(q)
-                .bind(symbol)
-                .bind(from_ms)
-                .bind(to_ms)
-                .bind(bts)
-                .bind(bid)
-                .bind(limit)
-                .fetch_all(pool)
-                .await
-        }
-    }
+    crate::db_run!(db, |pool| {
+        sqlx::query_as(q)
+            .bind(symbol)
+            .bind(from_ms)
+            .bind(to_ms)
+            .bind(bts)
+            .bind(bid)
+            .bind(limit)
+            .fetch_all(pool)
+            .await
+    })
 }
 
 /// One OHLC candle; `start_ms` is the bucket start (a multiple of the interval).
@@ -424,38 +407,23 @@ pub async fn candles(
         interval_ms: interval_ms.max(1),
         out: Vec::new(),
     };
-    match db {
-        Db::Postgres(pool) => {
-            let mut rows = sqlx::query_as::<Postgres, (i64, f64, i64)>(q)
-                .bind(symbol)
-                .bind(from_ms)
-                .bind(to_ms)
-                .fetch(pool);
-            while let Some((ts, price, size)) = rows.try_next().await? {
-                fold.push(ts, price, size);
-            }
+    crate::db_run!(db, |pool| {
+        let mut rows = sqlx::query_as::<_, (i64, f64, i64)>(q)
+            .bind(symbol)
+            .bind(from_ms)
+            .bind(to_ms)
+            .fetch(pool);
+        while let Some((ts, price, size)) = rows.try_next().await? {
+            fold.push(ts, price, size);
         }
-        Db::Sqlite(pool) => {
-            let mut rows = sqlx::query_as::<Sqlite, (i64, f64, i64)>(q)
-                .bind(symbol)
-                .bind(from_ms)
-                .bind(to_ms)
-                .fetch(pool);
-            while let Some((ts, price, size)) = rows.try_next().await? {
-                fold.push(ts, price, size);
-            }
-        }
-    }
+    });
     Ok(fold.out)
 }
 
 /// Number of stored trades (all symbols); for tests, benchmarks and logs.
 pub async fn count_trades(db: &Db) -> Result<i64, sqlx::Error> {
     let q = "SELECT COUNT(*) FROM trades";
-    match db {
-        Db::Postgres(pool) => sqlx::query_scalar(q).fetch_one(pool).await,
-        Db::Sqlite(pool) => sqlx::query_scalar(q).fetch_one(pool).await,
-    }
+    crate::db_run!(db, |pool| sqlx::query_scalar(q).fetch_one(pool).await)
 }
 
 #[cfg(test)]

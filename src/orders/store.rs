@@ -87,33 +87,22 @@ pub async fn insert(tx: &mut Tx, o: &Order) -> Result<(), sqlx::Error> {
 /// upgrading a read later (which can fail rather than wait).
 pub async fn lock_ledger(tx: &mut Tx) -> Result<i64, sqlx::Error> {
     let q = "UPDATE btc_ledger SET total_sats = total_sats WHERE id = 1 RETURNING total_sats";
-    match tx {
-        Tx::Postgres(t) => sqlx::query_scalar(q).fetch_one(&mut **t).await,
-        Tx::Sqlite(t) => sqlx::query_scalar(q).fetch_one(&mut **t).await,
-    }
+    crate::tx_run!(tx, |t| sqlx::query_scalar(q).fetch_one(&mut **t).await)
 }
 
 /// Writes the new total (the row is locked by [`lock_ledger`] in the same transaction).
 pub async fn set_ledger(tx: &mut Tx, total_sats: i64) -> Result<(), sqlx::Error> {
     let q = "UPDATE btc_ledger SET total_sats = $1 WHERE id = 1";
-    match tx {
-        Tx::Postgres(t) => {
-            sqlx::query(q).bind(total_sats).execute(&mut **t).await?;
-        }
-        Tx::Sqlite(t) => {
-            sqlx::query(q).bind(total_sats).execute(&mut **t).await?;
-        }
-    }
+    crate::tx_run!(tx, |t| {
+        sqlx::query(q).bind(total_sats).execute(&mut **t).await?;
+    });
     Ok(())
 }
 
 /// Total BTC ordered so far, in satoshis.
 pub async fn ledger_total(db: &Db) -> Result<i64, sqlx::Error> {
     let q = "SELECT total_sats FROM btc_ledger WHERE id = 1";
-    match db {
-        Db::Postgres(p) => sqlx::query_scalar(q).fetch_one(p).await,
-        Db::Sqlite(p) => sqlx::query_scalar(q).fetch_one(p).await,
-    }
+    crate::db_run!(db, |p| sqlx::query_scalar(q).fetch_one(p).await)
 }
 
 /// Newest first, strictly after `after` (a `(created_at, id)` keyset position).

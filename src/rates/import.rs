@@ -16,7 +16,7 @@ use sqlx::{Postgres, Sqlite, Transaction};
 
 use super::dump::{self, Dump};
 use super::store;
-use crate::db::Db;
+use crate::db::{Db, SQLITE_ROWS_PER_INSERT, Tx};
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ImportReport {
@@ -77,20 +77,27 @@ pub async fn import_file(db: &Db, path: &Path) -> anyhow::Result<ImportReport> {
 /// Loads a dump in one transaction.
 pub async fn load(db: &Db, dump: &Dump) -> Result<ImportReport, sqlx::Error> {
     let started = Instant::now();
-    let mut report = match db {
-        Db::Postgres(pool) => {
-            let mut tx = pool.begin().await?;
-            let r = load_postgres(&mut tx, dump).await?;
-            tx.commit().await?;
-            r
+    let mut report = ImportReport::default();
+    let mut tx = db.begin().await?;
+    for (places, n) in [Places::regions(dump), Places::ports(dump)]
+        .iter()
+        .zip([&mut report.regions_written, &mut report.ports_written])
+    {
+        if places.keys.is_empty() {
+            continue;
         }
-        Db::Sqlite(pool) => {
-            let mut tx = pool.begin().await?;
-            let r = load_sqlite(&mut tx, dump).await?;
-            tx.commit().await?;
-            r
-        }
-    };
+        *n = match &mut tx {
+            Tx::Postgres(t) => pg_upsert_places(t, places).await?,
+            Tx::Sqlite(t) => sqlite_upsert_places(t, places).await?,
+        };
+    }
+    if !dump.prices.is_empty() {
+        report.prices_inserted = match &mut tx {
+            Tx::Postgres(t) => pg_add_prices(t, dump).await?,
+            Tx::Sqlite(t) => sqlite_add_prices(t, dump).await?,
+        };
+    }
+    tx.commit().await?;
     report.regions = dump.regions.len();
     report.ports = dump.ports.len();
     report.prices = dump.prices.len();
@@ -105,52 +112,95 @@ pub async fn load(db: &Db, dump: &Dump) -> Result<ImportReport, sqlx::Error> {
     Ok(report)
 }
 
-async fn load_postgres(
+/// The rows of `regions` (keyed by `slug`) or `ports` (keyed by `code`) as columns:
+/// both tables are upserted the same way.
+struct Places<'a> {
+    table: &'static str,
+    key: &'static str,
+    keys: Vec<&'a str>,
+    names: Vec<&'a str>,
+    parents: Vec<Option<&'a str>>,
+}
+
+impl<'a> Places<'a> {
+    fn regions(dump: &'a Dump) -> Places<'a> {
+        let r = &dump.regions;
+        Places {
+            table: "regions",
+            key: "slug",
+            keys: r.iter().map(|r| r.slug.as_str()).collect(),
+            names: r.iter().map(|r| r.name.as_str()).collect(),
+            parents: r.iter().map(|r| r.parent_slug.as_deref()).collect(),
+        }
+    }
+
+    fn ports(dump: &'a Dump) -> Places<'a> {
+        let p = &dump.ports;
+        Places {
+            table: "ports",
+            key: "code",
+            keys: p.iter().map(|p| p.code.as_str()).collect(),
+            names: p.iter().map(|p| p.name.as_str()).collect(),
+            parents: p.iter().map(|p| Some(p.parent_slug.as_str())).collect(),
+        }
+    }
+}
+
+/// Upserts `places`; returns the rows written (inserted or changed).
+async fn pg_upsert_places(
+    tx: &mut Transaction<'_, Postgres>,
+    places: &Places<'_>,
+) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query(&format!(
+        "INSERT INTO {t} ({k}, name, parent_slug) \
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[]) \
+         ON CONFLICT ({k}) DO UPDATE SET name = EXCLUDED.name, parent_slug = EXCLUDED.parent_slug \
+         WHERE ({t}.name, {t}.parent_slug) IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.parent_slug)",
+        t = places.table,
+        k = places.key,
+    ))
+    .bind(&places.keys)
+    .bind(&places.names)
+    .bind(&places.parents)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected())
+}
+
+/// Upserts `places` in multi-row statements; returns the rows written.
+async fn sqlite_upsert_places(
+    tx: &mut Transaction<'_, Sqlite>,
+    places: &Places<'_>,
+) -> Result<u64, sqlx::Error> {
+    let mut n = 0;
+    let rows: Vec<usize> = (0..places.keys.len()).collect();
+    for chunk in rows.chunks(SQLITE_ROWS_PER_INSERT) {
+        let mut qb = sqlx::QueryBuilder::<Sqlite>::new(format!(
+            "INSERT INTO {} ({}, name, parent_slug) ",
+            places.table, places.key
+        ));
+        qb.push_values(chunk, |mut b, &i| {
+            b.push_bind(places.keys[i])
+                .push_bind(places.names[i])
+                .push_bind(places.parents[i]);
+        });
+        qb.push(format!(
+            " ON CONFLICT ({k}) DO UPDATE SET name = excluded.name, parent_slug = excluded.parent_slug \
+             WHERE {t}.name IS NOT excluded.name OR {t}.parent_slug IS NOT excluded.parent_slug",
+            t = places.table,
+            k = places.key,
+        ));
+        n += qb.build().execute(&mut **tx).await?.rows_affected();
+    }
+    Ok(n)
+}
+
+/// Inserts the dump's prices that the database does not hold yet, counted as a
+/// multiset (a second import of the same dump adds nothing); returns the rows added.
+async fn pg_add_prices(
     tx: &mut Transaction<'_, Postgres>,
     dump: &Dump,
-) -> Result<ImportReport, sqlx::Error> {
-    let mut report = ImportReport::default();
-    if !dump.regions.is_empty() {
-        let slugs: Vec<&str> = dump.regions.iter().map(|r| r.slug.as_str()).collect();
-        let names: Vec<&str> = dump.regions.iter().map(|r| r.name.as_str()).collect();
-        let parents: Vec<Option<&str>> = dump
-            .regions
-            .iter()
-            .map(|r| r.parent_slug.as_deref())
-            .collect();
-        report.regions_written = sqlx::query(
-            "INSERT INTO regions (slug, name, parent_slug) \
-             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[]) \
-             ON CONFLICT (slug) DO UPDATE SET name = EXCLUDED.name, parent_slug = EXCLUDED.parent_slug \
-             WHERE (regions.name, regions.parent_slug) IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.parent_slug)",
-        )
-        .bind(&slugs)
-        .bind(&names)
-        .bind(&parents)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
-    }
-    if !dump.ports.is_empty() {
-        let codes: Vec<&str> = dump.ports.iter().map(|p| p.code.as_str()).collect();
-        let names: Vec<&str> = dump.ports.iter().map(|p| p.name.as_str()).collect();
-        let parents: Vec<&str> = dump.ports.iter().map(|p| p.parent_slug.as_str()).collect();
-        report.ports_written = sqlx::query(
-            "INSERT INTO ports (code, name, parent_slug) \
-             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[]) \
-             ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name, parent_slug = EXCLUDED.parent_slug \
-             WHERE (ports.name, ports.parent_slug) IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.parent_slug)",
-        )
-        .bind(&codes)
-        .bind(&names)
-        .bind(&parents)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
-    }
-    if dump.prices.is_empty() {
-        return Ok(report);
-    }
+) -> Result<u64, sqlx::Error> {
     sqlx::query(
         "CREATE TEMP TABLE import_prices (orig_code text NOT NULL, dest_code text NOT NULL, \
          day date NOT NULL, price integer NOT NULL) ON COMMIT DROP",
@@ -159,7 +209,7 @@ async fn load_postgres(
     .await?;
     store::pg_copy_prices(tx, "import_prices", &dump.prices, None).await?;
     // Hash joins against the lanes and days the dump touches; no index on prices needed.
-    report.prices_inserted = sqlx::query(
+    Ok(sqlx::query(
         "INSERT INTO prices (orig_code, dest_code, day, price) \
          SELECT s.orig_code, s.dest_code, s.day, s.price \
          FROM (SELECT orig_code, dest_code, day, price, COUNT(*) AS n \
@@ -175,49 +225,14 @@ async fn load_postgres(
     )
     .execute(&mut **tx)
     .await?
-    .rows_affected();
-    Ok(report)
+    .rows_affected())
 }
 
-/// Rows per multi-row INSERT on SQLite (4 bind parameters each, well under the limit).
-const SQLITE_CHUNK: usize = 500; // rows per multi-row upsert
-
-async fn load_sqlite(
+/// [`pg_add_prices`] on SQLite.
+async fn sqlite_add_prices(
     tx: &mut Transaction<'_, Sqlite>,
     dump: &Dump,
-) -> Result<ImportReport, sqlx::Error> {
-    let mut report = ImportReport::default();
-    for chunk in dump.regions.chunks(SQLITE_CHUNK) {
-        let mut qb =
-            sqlx::QueryBuilder::<Sqlite>::new("INSERT INTO regions (slug, name, parent_slug) ");
-        qb.push_values(chunk, |mut b, r| {
-            b.push_bind(&r.slug)
-                .push_bind(&r.name)
-                .push_bind(&r.parent_slug);
-        });
-        qb.push(
-            " ON CONFLICT (slug) DO UPDATE SET name = excluded.name, parent_slug = excluded.parent_slug \
-             WHERE regions.name IS NOT excluded.name OR regions.parent_slug IS NOT excluded.parent_slug",
-        );
-        report.regions_written += qb.build().execute(&mut **tx).await?.rows_affected();
-    }
-    for chunk in dump.ports.chunks(SQLITE_CHUNK) {
-        let mut qb =
-            sqlx::QueryBuilder::<Sqlite>::new("INSERT INTO ports (code, name, parent_slug) ");
-        qb.push_values(chunk, |mut b, p| {
-            b.push_bind(&p.code)
-                .push_bind(&p.name)
-                .push_bind(&p.parent_slug);
-        });
-        qb.push(
-            " ON CONFLICT (code) DO UPDATE SET name = excluded.name, parent_slug = excluded.parent_slug \
-             WHERE ports.name IS NOT excluded.name OR ports.parent_slug IS NOT excluded.parent_slug",
-        );
-        report.ports_written += qb.build().execute(&mut **tx).await?.rows_affected();
-    }
-    if dump.prices.is_empty() {
-        return Ok(report);
-    }
+) -> Result<u64, sqlx::Error> {
     sqlx::query(
         "CREATE TEMP TABLE IF NOT EXISTS import_prices (orig_code TEXT NOT NULL, dest_code TEXT NOT NULL, \
          day DATE NOT NULL, price INTEGER NOT NULL)",
@@ -248,7 +263,7 @@ async fn load_sqlite(
     )
     .execute(&mut **tx)
     .await?;
-    report.prices_inserted = sqlx::query(
+    let added = sqlx::query(
         "WITH RECURSIVE copies(orig_code, dest_code, day, price, k) AS ( \
            SELECT orig_code, dest_code, day, price, k FROM temp.import_need WHERE k > 0 \
            UNION ALL SELECT orig_code, dest_code, day, price, k - 1 FROM copies WHERE k > 1) \
@@ -264,5 +279,5 @@ async fn load_sqlite(
     sqlx::query("DROP TABLE temp.import_need")
         .execute(&mut **tx)
         .await?;
-    Ok(report)
+    Ok(added)
 }

@@ -82,24 +82,14 @@ pub fn register_compaction() {
 /// scraped, so they are current even while the worker is busy with a long batch).
 pub async fn record(db: &crate::db::Db) {
     use crate::db::Db;
-    let pending: Result<(i64, f64), sqlx::Error> = match db {
-        Db::Postgres(p) => {
-            sqlx::query_as(
-                "SELECT COUNT(*), COALESCE(EXTRACT(EPOCH FROM now() - MIN(created_at))::float8, 0) \
+    let sql = db.backend().sql(
+        "SELECT COUNT(*), COALESCE(EXTRACT(EPOCH FROM now() - MIN(created_at))::float8, 0) \
                  FROM ingest_batches WHERE status = 'pending'",
-            )
-            .fetch_one(p)
-            .await
-        }
-        Db::Sqlite(p) => {
-            sqlx::query_as(
-                "SELECT COUNT(*), COALESCE((julianday('now') - julianday(MIN(created_at))) * 86400.0, 0.0) \
+        "SELECT COUNT(*), COALESCE((julianday('now') - julianday(MIN(created_at))) * 86400.0, 0.0) \
                  FROM ingest_batches WHERE status = 'pending'",
-            )
-            .fetch_one(p)
-            .await
-        }
-    };
+    );
+    let pending: Result<(i64, f64), sqlx::Error> =
+        crate::db_run!(db, |p| sqlx::query_as(sql).fetch_one(p).await);
     match pending {
         Ok((n, oldest)) => {
             metrics::gauge!("pricehub_ingest_pending_batches").set(n as f64);

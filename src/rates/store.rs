@@ -6,7 +6,7 @@ use sqlx::Row;
 
 use super::PriceRow;
 use super::catalog::{Catalog, Port, Region};
-use crate::db::Db;
+use crate::db::{Db, SQLITE_ROWS_PER_INSERT};
 
 /// Sum and number of price samples on one day (summed over all lanes asked for).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,60 +22,32 @@ pub fn day_number(d: NaiveDate) -> i32 {
 }
 
 pub async fn load_catalog(db: &Db) -> Result<Catalog, sqlx::Error> {
-    let (regions, ports) = match db {
-        Db::Postgres(pool) => {
-            let regions = sqlx::query("SELECT slug, name, parent_slug FROM regions")
-                .fetch_all(pool)
-                .await?;
-            let ports = sqlx::query("SELECT code, name, parent_slug FROM ports")
-                .fetch_all(pool)
-                .await?;
-            (
-                regions
-                    .iter()
-                    .map(|r| Region {
-                        slug: r.get(0),
-                        name: r.get(1),
-                        parent_slug: r.get(2),
-                    })
-                    .collect(),
-                ports
-                    .iter()
-                    .map(|r| Port {
-                        code: r.get(0),
-                        name: r.get(1),
-                        parent_slug: r.get(2),
-                    })
-                    .collect(),
-            )
-        }
-        Db::Sqlite(pool) => {
-            let regions = sqlx::query("SELECT slug, name, parent_slug FROM regions")
-                .fetch_all(pool)
-                .await?;
-            let ports = sqlx::query("SELECT code, name, parent_slug FROM ports")
-                .fetch_all(pool)
-                .await?;
-            (
-                regions
-                    .iter()
-                    .map(|r| Region {
-                        slug: r.get(0),
-                        name: r.get(1),
-                        parent_slug: r.get(2),
-                    })
-                    .collect(),
-                ports
-                    .iter()
-                    .map(|r| Port {
-                        code: r.get(0),
-                        name: r.get(1),
-                        parent_slug: r.get(2),
-                    })
-                    .collect(),
-            )
-        }
-    };
+    let (regions, ports) = crate::db_run!(db, |pool| {
+        let regions = sqlx::query("SELECT slug, name, parent_slug FROM regions")
+            .fetch_all(pool)
+            .await?;
+        let ports = sqlx::query("SELECT code, name, parent_slug FROM ports")
+            .fetch_all(pool)
+            .await?;
+        (
+            regions
+                .iter()
+                .map(|r| Region {
+                    slug: r.get(0),
+                    name: r.get(1),
+                    parent_slug: r.get(2),
+                })
+                .collect(),
+            ports
+                .iter()
+                .map(|r| Port {
+                    code: r.get(0),
+                    name: r.get(1),
+                    parent_slug: r.get(2),
+                })
+                .collect(),
+        )
+    });
     Ok(Catalog::new(regions, ports))
 }
 
@@ -145,19 +117,13 @@ pub async fn load_series(
 /// The change counter bumped (by triggers) on every write to prices, ports or regions.
 pub async fn generation(db: &Db) -> Result<i64, sqlx::Error> {
     let q = "SELECT generation FROM rates_generation WHERE id = 1";
-    match db {
-        Db::Postgres(pool) => sqlx::query_scalar(q).fetch_one(pool).await,
-        Db::Sqlite(pool) => sqlx::query_scalar(q).fetch_one(pool).await,
-    }
+    crate::db_run!(db, |pool| sqlx::query_scalar(q).fetch_one(pool).await)
 }
 
 /// Row counts of the rates tables: (regions, ports, prices).
 pub async fn counts(db: &Db) -> Result<(i64, i64, i64), sqlx::Error> {
     let q = "SELECT (SELECT COUNT(*) FROM regions), (SELECT COUNT(*) FROM ports), (SELECT COUNT(*) FROM prices)";
-    match db {
-        Db::Postgres(pool) => sqlx::query_as(q).fetch_one(pool).await,
-        Db::Sqlite(pool) => sqlx::query_as(q).fetch_one(pool).await,
-    }
+    crate::db_run!(db, |pool| sqlx::query_as(q).fetch_one(pool).await)
 }
 
 /// Escapes a value for PostgreSQL's COPY text format.
@@ -226,9 +192,6 @@ pub async fn pg_copy_prices(
     }
     copy.finish().await
 }
-
-/// Rows per multi-row INSERT on SQLite (4 bind parameters each, well under the limit).
-const SQLITE_ROWS_PER_INSERT: usize = 500;
 
 /// Writes price rows into `table` with multi-row INSERTs inside the caller's transaction.
 pub async fn sqlite_insert_prices(

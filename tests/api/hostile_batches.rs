@@ -14,6 +14,7 @@ use crate::common;
 
 use std::time::{Duration, Instant};
 
+use crate::common::on_both_backends;
 use common::{Backend, TestApp, fresh_db, import_2021};
 use pricehub::config::{HttpArgs, Secret};
 use pricehub::db::Db;
@@ -399,32 +400,8 @@ async fn hostile_replays(backend: Backend) {
     app.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hostile_async_batches_on_sqlite() {
-    hostile_async_batches(Backend::Sqlite).await;
-}
+on_both_backends!(hostile_async_batches => hostile_async_batches);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hostile_async_batches_on_postgres() {
-    hostile_async_batches(Backend::Postgres).await;
-}
+on_both_backends!(dead_letters => failing_batches_are_dead_lettered);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dead_letters_on_sqlite() {
-    failing_batches_are_dead_lettered(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dead_letters_on_postgres() {
-    failing_batches_are_dead_lettered(Backend::Postgres).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hostile_replays_on_sqlite() {
-    hostile_replays(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hostile_replays_on_postgres() {
-    hostile_replays(Backend::Postgres).await;
-}
+on_both_backends!(hostile_replays => hostile_replays);

@@ -5,6 +5,7 @@ use crate::common;
 
 use std::process::Command;
 
+use crate::common::on_both_backends;
 use common::{Backend, TestApp, data_dir, fresh_db};
 use pricehub::db::Db;
 use pricehub::rates::import::import_file;
@@ -74,15 +75,7 @@ async fn twice_changes_nothing(backend: Backend) {
     assert_eq!(fingerprint(&t.db).await, after);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn importing_twice_changes_nothing_on_sqlite() {
-    twice_changes_nothing(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn importing_twice_changes_nothing_on_postgres() {
-    twice_changes_nothing(Backend::Postgres).await;
-}
+on_both_backends!(importing_twice_changes_nothing => twice_changes_nothing);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_2016_edition_loads_into_an_empty_database() {
@@ -154,15 +147,7 @@ async fn malformed_dump_leaves_the_database_as_it_was(backend: Backend) {
     assert_eq!(fingerprint(&t.db).await, before);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn malformed_dump_on_sqlite() {
-    malformed_dump_leaves_the_database_as_it_was(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn malformed_dump_on_postgres() {
-    malformed_dump_leaves_the_database_as_it_was(Backend::Postgres).await;
-}
+on_both_backends!(malformed_dump => malformed_dump_leaves_the_database_as_it_was);
 
 fn pricehub() -> Command {
     let mut c = common::process::pricehub();

@@ -6,6 +6,7 @@ use crate::common;
 
 use std::time::Duration;
 
+use crate::common::on_both_backends;
 use common::{Backend, TestApp, fresh_db, import_2021, price_count};
 use pricehub::config::{HttpArgs, Secret};
 use serde_json::{Value, json};
@@ -106,15 +107,7 @@ async fn tokens_are_checked(backend: Backend) {
     app.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tokens_on_sqlite() {
-    tokens_are_checked(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tokens_on_postgres() {
-    tokens_are_checked(Backend::Postgres).await;
-}
+on_both_backends!(tokens => tokens_are_checked);
 
 async fn large_batches(backend: Backend) {
     let Some(app) = start(backend, http_with_token()).await else {
@@ -227,15 +220,7 @@ async fn large_batches(backend: Backend) {
     app.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn large_batches_on_sqlite() {
-    large_batches(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn large_batches_on_postgres() {
-    large_batches(Backend::Postgres).await;
-}
+on_both_backends!(large_batches => large_batches);
 
 /// A JSON body the fast row reader gives up on part-way (a duplicated field, which the
 /// general reader takes, last value winning) after thousands of rows were already
@@ -271,25 +256,9 @@ async fn fast_reader_fallback_stores_once(backend: Backend) {
     app.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fast_reader_fallback_on_sqlite() {
-    fast_reader_fallback_stores_once(Backend::Sqlite).await;
-}
+on_both_backends!(fast_reader_fallback => fast_reader_fallback_stores_once);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fast_reader_fallback_on_postgres() {
-    fast_reader_fallback_stores_once(Backend::Postgres).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn limits_on_sqlite() {
-    limits_are_413_problems(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn limits_on_postgres() {
-    limits_are_413_problems(Backend::Postgres).await;
-}
+on_both_backends!(limits => limits_are_413_problems);
 
 async fn limits_are_413_problems(backend: Backend) {
     let mut http = http_with_token();
@@ -384,15 +353,7 @@ async fn idempotent_retries(backend: Backend) {
     app.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn idempotency_on_sqlite() {
-    idempotent_retries(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn idempotency_on_postgres() {
-    idempotent_retries(Backend::Postgres).await;
-}
+on_both_backends!(idempotency => idempotent_retries);
 
 async fn wait_for_batch(app: &TestApp, location: &str) -> Value {
     for _ in 0..300 {
@@ -459,15 +420,7 @@ async fn async_batches(backend: Backend) {
     app.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn async_batches_on_sqlite() {
-    async_batches(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn async_batches_on_postgres() {
-    async_batches(Backend::Postgres).await;
-}
+on_both_backends!(async_batches => async_batches);
 
 /// A batch accepted while no worker runs (as when the server dies right after the 202)
 /// is committed by the next server that starts.
@@ -497,12 +450,4 @@ async fn accepted_batch_survives_a_restart(backend: Backend) {
     app.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn restart_on_sqlite() {
-    accepted_batch_survives_a_restart(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn restart_on_postgres() {
-    accepted_batch_survives_a_restart(Backend::Postgres).await;
-}
+on_both_backends!(restart => accepted_batch_survives_a_restart);

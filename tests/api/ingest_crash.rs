@@ -6,6 +6,7 @@ use crate::common;
 
 use std::time::Duration;
 
+use crate::common::on_both_backends;
 use common::process::{Proc, pricehub};
 use common::{Backend, fresh_db, import_2021, price_count};
 use serde_json::{Value, json};
@@ -125,15 +126,7 @@ async fn killed_mid_batch(backend: Backend) {
     assert!(p.terminate().success());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigkill_mid_batch_on_sqlite() {
-    killed_mid_batch(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigkill_mid_batch_on_postgres() {
-    killed_mid_batch(Backend::Postgres).await;
-}
+on_both_backends!(sigkill_mid_batch => killed_mid_batch);
 
 /// A batch that runs past `--request-timeout` is answered 503 and rolled back: the
 /// dropped handler drops its transaction, and nothing of the batch appears later either.
@@ -163,15 +156,7 @@ async fn timed_out_batch_leaves_nothing(backend: Backend) {
     assert!(p.terminate().success());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn timeout_on_sqlite() {
-    timed_out_batch_leaves_nothing(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn timeout_on_postgres() {
-    timed_out_batch_leaves_nothing(Backend::Postgres).await;
-}
+on_both_backends!(timeout => timed_out_batch_leaves_nothing);
 
 /// The database connection of a batch killed while its transaction is open (after the
 /// streamed COPY, before COMMIT): the client gets a 503 problem, nothing is stored, and

@@ -7,6 +7,7 @@ use crate::common;
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use crate::common::on_both_backends;
 use common::{Backend, TestApp, fresh_db};
 use pricehub::config::{BtcCap, HttpArgs};
 use pricehub::db::Db;
@@ -219,15 +220,7 @@ async fn rounding_and_validation(backend: Backend) {
     app.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rounding_and_validation_on_sqlite() {
-    rounding_and_validation(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rounding_and_validation_on_postgres() {
-    rounding_and_validation(Backend::Postgres).await;
-}
+on_both_backends!(rounding_and_validation => rounding_and_validation);
 
 /// 64 clients race for the last BTC: exactly the orders that fit succeed.
 async fn cap_race(backend: Backend) {
@@ -285,15 +278,7 @@ async fn cap_race(backend: Backend) {
     Arc::into_inner(app).unwrap().stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn cap_race_on_sqlite() {
-    cap_race(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn cap_race_on_postgres() {
-    cap_race(Backend::Postgres).await;
-}
+on_both_backends!(cap_race => cap_race);
 
 async fn idempotency(backend: Backend) {
     let Some(app) = start(backend, http(100)).await else {
@@ -350,15 +335,7 @@ async fn idempotency(backend: Backend) {
     Arc::into_inner(app).unwrap().stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn idempotency_on_sqlite() {
-    idempotency(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn idempotency_on_postgres() {
-    idempotency(Backend::Postgres).await;
-}
+on_both_backends!(idempotency => idempotency);
 
 async fn paging(backend: Backend) {
     let Some(app) = start(backend, http(1000)).await else {
@@ -479,15 +456,7 @@ async fn paging(backend: Backend) {
     Arc::into_inner(app).unwrap().stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn paging_on_sqlite() {
-    paging(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn paging_on_postgres() {
-    paging(Backend::Postgres).await;
-}
+on_both_backends!(paging => paging);
 
 /// Two API replicas on one PostgreSQL, 64 clients split between them, one key raced on
 /// both: the cap and idempotency hold across processes' writers, not just within one.

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use crate::common::on_both_backends;
 use chrono::{DateTime, Utc};
 use common::{Backend, TestApp, fresh_db};
 use pricehub::config::{HttpArgs, Secret};
@@ -163,15 +164,7 @@ async fn http_source_and_stale_rates(backend: Backend) {
     app.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn http_source_and_stale_rates_on_sqlite() {
-    http_source_and_stale_rates(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn http_source_and_stale_rates_on_postgres() {
-    http_source_and_stale_rates(Backend::Postgres).await;
-}
+on_both_backends!(http_source_and_stale_rates => http_source_and_stale_rates);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_rate_source_means_503() {

@@ -167,32 +167,21 @@ pub async fn record_sync_batch(
     payload_bytes: usize,
     rows: usize,
 ) -> Result<(), sqlx::Error> {
-    match tx {
-        Tx::Postgres(t) => {
-            sqlx::query(
-                "INSERT INTO ingest_batches (id, mode, status, content_type, payload_bytes, row_count, error_count, finished_at) \
+    let sql = tx.backend().sql(
+        "INSERT INTO ingest_batches (id, mode, status, content_type, payload_bytes, row_count, error_count, finished_at) \
                  VALUES ($1::uuid, 'sync', 'committed', $2, $3, $4, 0, now())",
-            )
-            .bind(id.to_string())
-            .bind(format.content_type())
-            .bind(payload_bytes as i64)
-            .bind(rows as i64)
-            .execute(&mut **t)
-            .await?;
-        }
-        Tx::Sqlite(t) => {
-            sqlx::query(
-                "INSERT INTO ingest_batches (id, mode, status, content_type, payload_bytes, row_count, error_count, finished_at) \
+        "INSERT INTO ingest_batches (id, mode, status, content_type, payload_bytes, row_count, error_count, finished_at) \
                  VALUES (?1, 'sync', 'committed', ?2, ?3, ?4, 0, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
-            )
+    );
+    crate::tx_run!(tx, |t| {
+        sqlx::query(sql)
             .bind(id.to_string())
             .bind(format.content_type())
             .bind(payload_bytes as i64)
             .bind(rows as i64)
             .execute(&mut **t)
             .await?;
-        }
-    }
+    });
     Ok(())
 }
 
@@ -202,30 +191,21 @@ pub async fn insert_pending_batch(
     format: Format,
     payload: &[u8],
 ) -> Result<(), sqlx::Error> {
-    let q_pg = "INSERT INTO ingest_batches (id, mode, status, content_type, payload, payload_bytes) \
-                VALUES ($1::uuid, 'async', 'pending', $2, $3, $4)";
-    let q_lite = "INSERT INTO ingest_batches (id, mode, status, content_type, payload, payload_bytes) \
-                  VALUES (?1, 'async', 'pending', ?2, ?3, ?4)";
-    match tx {
-        Tx::Postgres(t) => {
-            sqlx::query(q_pg)
-                .bind(id.to_string())
-                .bind(format.content_type())
-                .bind(payload)
-                .bind(payload.len() as i64)
-                .execute(&mut **t)
-                .await?;
-        }
-        Tx::Sqlite(t) => {
-            sqlx::query(q_lite)
-                .bind(id.to_string())
-                .bind(format.content_type())
-                .bind(payload)
-                .bind(payload.len() as i64)
-                .execute(&mut **t)
-                .await?;
-        }
-    }
+    let sql = tx.backend().sql(
+        "INSERT INTO ingest_batches (id, mode, status, content_type, payload, payload_bytes) \
+         VALUES ($1::uuid, 'async', 'pending', $2, $3, $4)",
+        "INSERT INTO ingest_batches (id, mode, status, content_type, payload, payload_bytes) \
+         VALUES ($1, 'async', 'pending', $2, $3, $4)",
+    );
+    crate::tx_run!(tx, |t| {
+        sqlx::query(sql)
+            .bind(id.to_string())
+            .bind(format.content_type())
+            .bind(payload)
+            .bind(payload.len() as i64)
+            .execute(&mut **t)
+            .await?;
+    });
     Ok(())
 }
 
@@ -250,57 +230,39 @@ pub async fn claim_next(
     // The first statement writes: on SQLite that takes the write lock at once (a read
     // first could not be upgraded if another connection wrote in between).
     let mut tx = db.begin().await?;
-    let row: Option<(String, i32, Option<String>)> = match &mut tx {
-        Tx::Postgres(t) => {
-            sqlx::query_as(
-                "UPDATE ingest_batches SET attempts = attempts + 1 WHERE id = ( \
+    let sql = tx.backend().sql(
+        "UPDATE ingest_batches SET attempts = attempts + 1 WHERE id = ( \
                    SELECT id FROM ingest_batches WHERE status = 'pending' \
                    AND (next_attempt_at IS NULL OR next_attempt_at <= now()) \
                    ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED) \
                  RETURNING id::text, attempts, last_error",
-            )
-            .fetch_optional(&mut **t)
-            .await?
-        }
-        Tx::Sqlite(t) => {
-            sqlx::query_as(
-                "UPDATE ingest_batches SET attempts = attempts + 1 WHERE id = ( \
+        "UPDATE ingest_batches SET attempts = attempts + 1 WHERE id = ( \
                    SELECT id FROM ingest_batches WHERE status = 'pending' \
                    AND (next_attempt_at IS NULL OR next_attempt_at <= strftime('%Y-%m-%dT%H:%M:%fZ', 'now')) \
                    ORDER BY created_at LIMIT 1) \
                  RETURNING id, attempts, last_error",
-            )
-            .fetch_optional(&mut **t)
-            .await?
-        }
-    };
+    );
+    let row: Option<(String, i32, Option<String>)> = crate::tx_run!(&mut tx, |t| {
+        sqlx::query_as(sql).fetch_optional(&mut **t).await?
+    });
     let Some((id, attempts, last_error)) = row else {
         tx.rollback().await?;
         return Ok(None);
     };
     let delay_ms = retry_in(attempts).as_millis() as i64;
-    match &mut tx {
-        Tx::Postgres(t) => {
-            sqlx::query(
-                "UPDATE ingest_batches \
-                 SET next_attempt_at = now() + make_interval(secs => $2::float8 / 1000) WHERE id = $1::uuid",
-            )
+    let sql = tx.backend().sql(
+        "UPDATE ingest_batches \
+         SET next_attempt_at = now() + make_interval(secs => $2::float8 / 1000) WHERE id = $1::uuid",
+        "UPDATE ingest_batches \
+         SET next_attempt_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', printf('+%.3f seconds', $2 / 1000.0)) WHERE id = $1",
+    );
+    crate::tx_run!(&mut tx, |t| {
+        sqlx::query(sql)
             .bind(&id)
             .bind(delay_ms as f64)
             .execute(&mut **t)
             .await?;
-        }
-        Tx::Sqlite(t) => {
-            sqlx::query(
-                "UPDATE ingest_batches \
-                 SET next_attempt_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', printf('+%.3f seconds', ?2 / 1000.0)) WHERE id = ?1",
-            )
-            .bind(&id)
-            .bind(delay_ms)
-            .execute(&mut **t)
-            .await?;
-        }
-    }
+    });
     tx.commit().await?;
     Ok(Some(Claimed {
         id,
@@ -313,25 +275,16 @@ pub async fn claim_next(
 /// `None` when it is no longer pending or another worker holds it. On SQLite the first
 /// statement is a write, which takes the database's write lock.
 pub async fn lock_claimed(tx: &mut Tx, id: &str) -> Result<Option<(Format, Vec<u8>)>, sqlx::Error> {
-    let row: Option<(String, Option<Vec<u8>>)> =
-        match tx {
-            Tx::Postgres(t) => {
-                sqlx::query_as(
-                    "SELECT content_type, payload FROM ingest_batches \
-                 WHERE id = $1::uuid AND status = 'pending' FOR UPDATE SKIP LOCKED",
-                )
-                .bind(id)
-                .fetch_optional(&mut **t)
-                .await?
-            }
-            Tx::Sqlite(t) => sqlx::query_as(
-                "UPDATE ingest_batches SET status = status WHERE id = ?1 AND status = 'pending' \
-                 RETURNING content_type, payload",
-            )
-            .bind(id)
-            .fetch_optional(&mut **t)
-            .await?,
-        };
+    let sql = tx.backend().sql(
+        "SELECT content_type, payload FROM ingest_batches \
+         WHERE id = $1::uuid AND status = 'pending' FOR UPDATE SKIP LOCKED",
+        "UPDATE ingest_batches SET status = status WHERE id = $1 AND status = 'pending' \
+         RETURNING content_type, payload",
+    );
+    let row: Option<(String, Option<Vec<u8>>)> = crate::tx_run!(tx, |t| sqlx::query_as(sql)
+        .bind(id)
+        .fetch_optional(&mut **t)
+        .await?);
     Ok(row.map(|(ct, payload)| {
         (
             Format::from_content_type(Some(&ct)).unwrap_or(Format::Json),
@@ -343,24 +296,17 @@ pub async fn lock_claimed(tx: &mut Tx, id: &str) -> Result<Option<(Format, Vec<u
 /// Records why an attempt failed (the batch stays pending until its next attempt).
 pub async fn record_failure(db: &Db, id: &str, error: &str) -> Result<(), sqlx::Error> {
     let error = text(error);
-    match db {
-        Db::Postgres(p) => {
-            sqlx::query("UPDATE ingest_batches SET last_error = $2 WHERE id = $1::uuid AND status = 'pending'")
-                .bind(id)
-                .bind(error.as_ref())
-                .execute(p)
-                .await?;
-        }
-        Db::Sqlite(p) => {
-            sqlx::query(
-                "UPDATE ingest_batches SET last_error = ?2 WHERE id = ?1 AND status = 'pending'",
-            )
+    let sql = db.backend().sql(
+        "UPDATE ingest_batches SET last_error = $2 WHERE id = $1::uuid AND status = 'pending'",
+        "UPDATE ingest_batches SET last_error = $2 WHERE id = $1 AND status = 'pending'",
+    );
+    crate::db_run!(db, |p| {
+        sqlx::query(sql)
             .bind(id)
             .bind(error.as_ref())
             .execute(p)
             .await?;
-        }
-    }
+    });
     Ok(())
 }
 
@@ -394,26 +340,14 @@ pub async fn finish_batch(tx: &mut Tx, id: &str, finish: Finish<'_>) -> Result<(
         ),
     };
     let reason = reason.as_deref();
-    match tx {
-        Tx::Postgres(t) => {
-            sqlx::query(
-                "UPDATE ingest_batches SET status = $2, row_count = $3, error_count = $4, errors = $5::jsonb, \
+    let sql = tx.backend().sql(
+        "UPDATE ingest_batches SET status = $2, row_count = $3, error_count = $4, errors = $5::jsonb, \
                  reason = $6, payload = NULL, next_attempt_at = NULL, finished_at = now() WHERE id = $1::uuid",
-            )
-            .bind(id)
-            .bind(status)
-            .bind(rows as i64)
-            .bind(error_count)
-            .bind(errors)
-            .bind(reason)
-            .execute(&mut **t)
-            .await?;
-        }
-        Tx::Sqlite(t) => {
-            sqlx::query(
-                "UPDATE ingest_batches SET status = ?2, row_count = ?3, error_count = ?4, errors = ?5, \
+        "UPDATE ingest_batches SET status = ?2, row_count = ?3, error_count = ?4, errors = ?5, \
                  reason = ?6, payload = NULL, next_attempt_at = NULL, finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?1",
-            )
+    );
+    crate::tx_run!(tx, |t| {
+        sqlx::query(sql)
             .bind(id)
             .bind(status)
             .bind(rows as i64)
@@ -422,8 +356,7 @@ pub async fn finish_batch(tx: &mut Tx, id: &str, finish: Finish<'_>) -> Result<(
             .bind(reason)
             .execute(&mut **t)
             .await?;
-        }
-    }
+    });
     Ok(())
 }
 
@@ -473,31 +406,23 @@ type StatusRow = (
 );
 
 pub async fn batch_status(db: &Db, id: Uuid) -> Result<Option<BatchStatus>, sqlx::Error> {
-    let row: Option<StatusRow> = match db {
-        Db::Postgres(p) => {
-            sqlx::query_as(
-                "SELECT id::text, mode, status, row_count, error_count, errors::text, payload_bytes, attempts, \
+    let sql = db.backend().sql(
+        "SELECT id::text, mode, status, row_count, error_count, errors::text, payload_bytes, attempts, \
                    to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), \
                    to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), \
                    reason, last_error, \
                    to_char(next_attempt_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') \
                  FROM ingest_batches WHERE id = $1::uuid",
-            )
-            .bind(id.to_string())
-            .fetch_optional(p)
-            .await?
-        }
-        Db::Sqlite(p) => {
-            sqlx::query_as(
-                "SELECT id, mode, status, row_count, error_count, errors, payload_bytes, attempts, created_at, finished_at, \
+        "SELECT id, mode, status, row_count, error_count, errors, payload_bytes, attempts, created_at, finished_at, \
                    reason, last_error, next_attempt_at \
                  FROM ingest_batches WHERE id = ?1",
-            )
+    );
+    let row: Option<StatusRow> = crate::db_run!(db, |p| {
+        sqlx::query_as(sql)
             .bind(id.to_string())
             .fetch_optional(p)
             .await?
-        }
-    };
+    });
     Ok(row.map(|r| BatchStatus {
         batch_id: r.0,
         mode: r.1,
@@ -518,8 +443,5 @@ pub async fn batch_status(db: &Db, id: Uuid) -> Result<Option<BatchStatus>, sqlx
 /// Number of batches waiting for the worker.
 pub async fn pending_count(db: &Db) -> Result<i64, sqlx::Error> {
     let q = "SELECT COUNT(*) FROM ingest_batches WHERE status = 'pending'";
-    match db {
-        Db::Postgres(p) => sqlx::query_scalar(q).fetch_one(p).await,
-        Db::Sqlite(p) => sqlx::query_scalar(q).fetch_one(p).await,
-    }
+    crate::db_run!(db, |p| sqlx::query_scalar(q).fetch_one(p).await)
 }

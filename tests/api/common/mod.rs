@@ -11,7 +11,6 @@ pub mod pg;
 pub mod process;
 pub mod redis;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use pricehub::app::{RunningApi, start_api};
@@ -19,37 +18,16 @@ use pricehub::config::{DatabaseUrl, DbArgs, HttpArgs};
 use pricehub::db::Db;
 use tokio_util::sync::CancellationToken;
 
-/// Every route the API serves; the OpenAPI document and the docs page must list them all.
-pub const ROUTES: &[&str] = &[
-    "/rates",
-    "/orders",
-    "/place_order",
-    "/get_orders",
-    "/livez",
-    "/readyz",
-    "/metrics",
-    "/version",
-    "/openapi.json",
-    "/docs",
-    "/prices",
-    "/batches",
-    "/batches/{id}",
-    "/instruments",
-    "/instruments/{symbol}/trades",
-    "/instruments/{symbol}/candles",
-    "/",
-    "/status.json",
-    "/dashboard",
-    "/explorer",
-    "/explorer.csv",
-    "/ports",
-    "/regions",
-    "/instruments/stream",
-    "/orders/cap",
-    "/orders",
-    "/place_order",
-    "/get_orders",
-];
+/// The routes the API documents: the paths of its OpenAPI document (every route is
+/// registered through it, so this is also every route the router serves).
+pub fn documented_routes() -> Vec<String> {
+    pricehub::http::openapi_document()["paths"]
+        .as_object()
+        .expect("the OpenAPI document has paths")
+        .keys()
+        .cloned()
+        .collect()
+}
 
 /// A TCP port that was free a moment ago on 127.0.0.1.
 pub fn free_port() -> u16 {
@@ -60,36 +38,36 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
-
-/// Says loudly that something the test needs is missing; fails under CI.
-pub fn unavailable(what: &str) {
-    if in_ci() {
-        panic!("{what} is not available, and CI=true makes that a failure");
-    }
-    eprintln!("\n!!! SKIPPED: {what} is not available (set CI=true to make this a failure) !!!\n");
-}
-
-/// The reference data directory (`PRICEHUB_TEST_DATA`, default `../shared/data`).
-pub fn data_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("PRICEHUB_TEST_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
-    if dir.join("rates-2021.sql").is_file() {
-        Some(dir)
-    } else {
-        unavailable(&format!("reference data in {}", dir.display()));
-        None
-    }
-}
+pub use pricehub::testing::{data_dir, unavailable};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
     Postgres,
 }
+
+/// Runs each `async fn(Backend)` as two tests, `NAME::sqlite` and `NAME::postgres`:
+/// `on_both_backends!(reference_vectors => vectors);` defines
+/// `reference_vectors::sqlite` and `reference_vectors::postgres`, both calling
+/// `vectors`. `cargo test --test api postgres` runs every PostgreSQL half.
+macro_rules! on_both_backends {
+    ($($name:ident => $test:ident),* $(,)?) => {$(
+        mod $name {
+            use $crate::common::Backend;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sqlite() {
+                super::$test(Backend::Sqlite).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn postgres() {
+                super::$test(Backend::Postgres).await;
+            }
+        }
+    )*};
+}
+pub(crate) use on_both_backends;
 
 /// A fresh, empty database of the given backend (not migrated). `None` when unavailable
 /// (already reported).
