@@ -65,20 +65,14 @@ pub struct TradesResponse {
     pub next_cursor: Option<String>,
 }
 
+/// A candle with its start as RFC 3339 time.
 #[derive(Serialize, ToSchema)]
 pub struct CandleOut {
     /// Start of the interval.
     #[schema(example = "2026-11-23T06:37:00.000Z")]
     pub time: String,
-    pub start_ms: i64,
-    pub open: f64,
-    pub high: f64,
-    pub low: f64,
-    pub close: f64,
-    /// Sum of the trade sizes.
-    pub volume: i64,
-    /// Number of trades.
-    pub trades: i64,
+    #[serde(flatten)]
+    pub candle: store::Candle,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -296,15 +290,9 @@ pub async fn list_candles(
         interval: interval.to_string(),
         candles: candles
             .into_iter()
-            .map(|c| CandleOut {
-                time: rfc3339(c.start_ms),
-                start_ms: c.start_ms,
-                open: c.open,
-                high: c.high,
-                low: c.low,
-                close: c.close,
-                volume: c.volume,
-                trades: c.trades,
+            .map(|candle| CandleOut {
+                time: rfc3339(candle.start_ms),
+                candle,
             })
             .collect(),
     }))

@@ -350,14 +350,16 @@ pub async fn trades_page(
 }
 
 /// One OHLC candle; `start_ms` is the bucket start (a multiple of the interval).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct Candle {
     pub start_ms: i64,
     pub open: f64,
     pub high: f64,
     pub low: f64,
     pub close: f64,
+    /// Sum of the trade sizes.
     pub volume: i64,
+    /// Number of trades.
     pub trades: i64,
 }
 
