@@ -12,9 +12,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# A conservative first floor: the suite's figure has not been measured on this machine yet
-# (see docs/deployment.md, "Pipeline"); raise it to just below CI's first report.
-FLOOR=${COVERAGE_FLOOR:-60}
+# The floor: just below the measured figure (89.2% with tarpaulin on 2026-12-02, see the
+# README), with room for cargo-llvm-cov counting lines its own way. Raise it as the
+# figure rises; never lower it to make a change pass.
+FLOOR=${COVERAGE_FLOOR:-85}
 OUT=target/coverage
 
 summarise() { # LCOV -> prints "covered total percent"; per-file table in $OUT/summary.md
