@@ -61,6 +61,12 @@
     tilesEl.appendChild(li);
     const empty = document.getElementById("no-instruments");
     if (empty) empty.hidden = true;
+    // An instrument whose first trade came after the page was rendered: offer it in the
+    // candle form too (a select without the option would submit an empty symbol).
+    const select = document.getElementById("symbol");
+    if (select && !Array.from(select.options).some((o) => o.value === symbol)) {
+      select.add(new Option(symbol, symbol));
+    }
     return register(li);
   }
 
