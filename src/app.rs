@@ -11,8 +11,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::HttpArgs;
 use crate::db::Db;
-use crate::orders::Orders;
 use crate::orders::fx::LatestPrices;
+use crate::orders::service::Orders;
 use crate::rates::cache::RatesCache;
 use crate::rates::ingest::Ingest;
 use crate::{feed, http, rates, telemetry};

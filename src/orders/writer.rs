@@ -23,9 +23,12 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use super::fx::{NoRate, RateBook, Rates};
+use super::metrics::{outcome, outcome_n, record_btc_total};
 use super::money::btc_sats;
+use super::problems::{cap_exceeded, no_rate};
+use super::service::NewOrder;
 use super::store::{self, Order};
-use super::{NewOrder, OrderView, cap_exceeded, no_rate, outcome, sats_to_btc_f64};
+use super::view::OrderView;
 use crate::db::{Db, Tx};
 use crate::http::problem::Problem;
 use crate::idempotency::{self, Claim, Key, Outcome};
@@ -148,7 +151,7 @@ impl Writer {
         }
         tx.commit().await?;
         outcome_n("created", accepted.len());
-        metrics::gauge!("pricehub_orders_btc_total").set(sats_to_btc_f64(total));
+        record_btc_total(total);
         Ok(answers
             .into_iter()
             .map(|o| o.expect("every order has an answer"))
@@ -263,10 +266,4 @@ async fn store_accepted(
         answers[*i] = Some(Ok(stored.into_response()));
     }
     Ok(())
-}
-
-fn outcome_n(label: &'static str, n: usize) {
-    if n > 0 {
-        metrics::counter!("pricehub_orders_total", "outcome" => label).increment(n as u64);
-    }
 }
