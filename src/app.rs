@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::HttpArgs;
 use crate::db::Db;
-use crate::orders::fx::LatestPrices;
+use crate::orders::fx::LastTradePrices;
 use crate::orders::service::Orders;
 use crate::rates::cache::RatesCache;
 use crate::rates::ingest::Ingest;
@@ -72,7 +72,7 @@ pub async fn start_api_with_feed(
     db: Db,
     http: HttpArgs,
     shutdown: CancellationToken,
-    feed: Option<Arc<dyn LatestPrices>>,
+    feed: Option<Arc<dyn LastTradePrices>>,
 ) -> anyhow::Result<RunningApi> {
     start_api_with_feed_and_commits(db, http, shutdown, feed, None).await
 }
@@ -83,7 +83,7 @@ pub async fn start_api_with_feed_and_commits(
     db: Db,
     http: HttpArgs,
     shutdown: CancellationToken,
-    feed: Option<Arc<dyn LatestPrices>>,
+    feed: Option<Arc<dyn LastTradePrices>>,
     commits: Option<Arc<tokio::sync::Notify>>,
 ) -> anyhow::Result<RunningApi> {
     telemetry::metrics_handle();

@@ -12,7 +12,7 @@ use crate::config::{
     AllArgs, CollectorArgs, DatabaseUrl, DbArgs, ImportArgs, MigrateArgs, ProviderArgs, ServeArgs,
 };
 use crate::db::Db;
-use crate::orders::fx::LatestPrices;
+use crate::orders::fx::LastTradePrices;
 use crate::{feed, http, rates, telemetry};
 
 async fn open_db(args: &DbArgs, migrate: bool) -> anyhow::Result<Db> {
@@ -63,7 +63,7 @@ pub async fn all(args: AllArgs) -> anyhow::Result<()> {
     // With no rate URL configured, orders are priced from the embedded feed's BTC trades.
     let hook = feed
         .as_ref()
-        .map(|(_, collector)| Arc::new(collector.latest.clone()) as Arc<dyn LatestPrices>);
+        .map(|(_, collector)| Arc::new(collector.latest.clone()) as Arc<dyn LastTradePrices>);
     let commits = feed.as_ref().map(|(_, c)| c.committed.clone());
     let api =
         start_api_with_feed_and_commits(db.clone(), args.http, shutdown, hook, commits).await?;

@@ -153,7 +153,7 @@ pub async fn start(
         status.clone(),
         shutdown.clone(),
     ));
-    let writer = Writer::new(
+    let writer = TradeWriter::new(
         db.clone(),
         opts.clone(),
         status.clone(),
@@ -162,7 +162,7 @@ pub async fn start(
     );
     let task = spawn_writer(writer, rx, reader, shutdown.clone());
 
-    let state = SideState {
+    let state = CollectorSideState {
         status: status.clone(),
         db,
         provider: opts.provider.clone(),
@@ -191,7 +191,7 @@ pub async fn start(
 /// refused for another database) cancels `stop`, so that the collector exits with the
 /// error.
 fn spawn_writer(
-    writer: Writer,
+    writer: TradeWriter,
     rx: mpsc::UnboundedReceiver<Vec<Receipt>>,
     reader: tokio::task::JoinHandle<()>,
     stop: CancellationToken,
@@ -225,7 +225,7 @@ fn open_spool(opts: &CollectorOptions, db: &Db) -> anyhow::Result<Spool> {
 }
 
 /// The side port's own route: `/readyz`.
-fn side_routes(state: SideState) -> Router {
+fn side_routes(state: CollectorSideState) -> Router {
     Router::new()
         .route("/readyz", axum::routing::get(readyz))
         .with_state(state)
@@ -433,7 +433,9 @@ struct Inflight {
     batch: Batch,
 }
 
-struct Writer {
+/// The collector's writer task: everything received and not yet committed (memory
+/// queue, batches in flight, the spool), and the writes to the database.
+struct TradeWriter {
     db: Db,
     opts: CollectorOptions,
     status: Arc<CollectorStatus>,
@@ -455,7 +457,7 @@ struct Writer {
     probing: bool,
 }
 
-impl Writer {
+impl TradeWriter {
     fn new(
         db: Db,
         opts: CollectorOptions,
@@ -464,7 +466,7 @@ impl Writer {
         committed: Arc<tokio::sync::Notify>,
     ) -> Self {
         let migrated = Arc::new(AtomicBool::new(!opts.migrate));
-        Writer {
+        TradeWriter {
             db,
             opts,
             status,
@@ -855,15 +857,16 @@ fn record_flush(batch: &Batch, inserted: u64, elapsed: Duration, now: u64) {
     }
 }
 
+/// What the collector's side port reads (`/readyz`).
 #[derive(Clone)]
-struct SideState {
+struct CollectorSideState {
     status: Arc<CollectorStatus>,
     db: Db,
     provider: String,
 }
 
 /// Ready = connected to the provider and the database writable, with detail either way.
-async fn readyz(State(s): State<SideState>) -> impl IntoResponse {
+async fn readyz(State(s): State<CollectorSideState>) -> impl IntoResponse {
     let connected = s.status.connected.load(Ordering::Relaxed);
     let recent_write =
         now_ms().saturating_sub(s.status.last_write_ms.load(Ordering::Relaxed)) < 5_000;

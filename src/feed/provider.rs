@@ -113,7 +113,7 @@ pub async fn start(
             shutdown.clone(),
         )),
     };
-    let state = SideState {
+    let state = ProviderSideState {
         latest: latest.clone(),
         stats: stats.clone(),
         mode: args.mode,
@@ -196,7 +196,7 @@ fn seed_latest(market: &Market, latest: &LatestPrices) {
 }
 
 /// The side port's own routes: `/readyz` and the CoinDesk-shaped BTC prices.
-fn side_routes(state: SideState) -> Router {
+fn side_routes(state: ProviderSideState) -> Router {
     Router::new()
         .route("/readyz", axum::routing::get(readyz))
         .route(
@@ -473,15 +473,16 @@ async fn accept_legacy(
     }
 }
 
+/// What the provider's side port reads (`/readyz`, the CoinDesk document).
 #[derive(Clone)]
-struct SideState {
+struct ProviderSideState {
     latest: LatestPrices,
     stats: Arc<ProviderStats>,
     mode: FeedMode,
     addr: SocketAddr,
 }
 
-async fn readyz(State(s): State<SideState>) -> impl IntoResponse {
+async fn readyz(State(s): State<ProviderSideState>) -> impl IntoResponse {
     axum::Json(serde_json::json!({
         "status": "ready",
         "checks": {
@@ -500,7 +501,7 @@ async fn readyz(State(s): State<SideState>) -> impl IntoResponse {
 }
 
 /// The BTC prices in the CoinDesk BPI v1 `currentprice` shape.
-async fn currentprice(State(s): State<SideState>) -> Result<impl IntoResponse, Problem> {
+async fn currentprice(State(s): State<ProviderSideState>) -> Result<impl IntoResponse, Problem> {
     let body = coindesk_currentprice(&s.latest).ok_or_else(|| {
         Problem::new(
             crate::http::problem::Kind::NoBtcPrice,

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::cursor::cursor_of;
-use super::fx::{FeedRateSource, HttpRateSource, LatestPrices, RateBook, RateSource};
+use super::fx::{FeedRateSource, HttpRateSource, LastTradePrices, RateBook, RateSource};
 use super::limit::Limiter;
 use super::metrics::{outcome, record_btc_cap, record_btc_total};
 use super::money::{Amount, Currency};
@@ -22,7 +22,7 @@ use super::problems::no_rate;
 use super::redis::Redis;
 use super::store;
 use super::view::{OrderPage, OrderView};
-use super::writer::{self, Pending, Writer};
+use super::writer::{self, OrderWriter, Pending};
 use crate::config::OrdersArgs;
 use crate::db::Db;
 use crate::http::params::{Page, rows_to_fetch};
@@ -62,7 +62,7 @@ impl Orders {
     pub async fn start(
         db: Db,
         args: &OrdersArgs,
-        feed: Option<Arc<dyn LatestPrices>>,
+        feed: Option<Arc<dyn LastTradePrices>>,
         shutdown: CancellationToken,
     ) -> anyhow::Result<(Arc<Orders>, Vec<tokio::task::JoinHandle<()>>)> {
         let redis = match &args.redis_url {
@@ -167,7 +167,7 @@ impl Orders {
 /// feed's latest prices; `None` when there is none.
 fn rate_source(
     args: &OrdersArgs,
-    feed: Option<Arc<dyn LatestPrices>>,
+    feed: Option<Arc<dyn LastTradePrices>>,
 ) -> anyhow::Result<Option<Arc<dyn RateSource>>> {
     Ok(if let Some(url) = &args.btc_rate_url {
         Some(Arc::new(HttpRateSource::new(url)?))
@@ -199,7 +199,7 @@ fn spawn_writer(db: &Db, book: &Arc<RateBook>, cap_sats: i64) -> mpsc::Sender<Pe
     // Not a background task to await at shutdown: it ends when the last request that
     // could submit an order is gone (the channel closes).
     tokio::spawn(
-        Writer {
+        OrderWriter {
             db: db.clone(),
             rates: book.clone(),
             cap_sats,

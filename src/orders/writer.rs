@@ -56,13 +56,15 @@ struct Item {
 /// An order's answer: the response, or the problem that refused it.
 type Answer = Result<Response, Problem>;
 
-pub struct Writer {
+/// This process's order writer: commits batches of waiting orders (one task, see
+/// [`OrderWriter::run`]).
+pub struct OrderWriter {
     pub db: Db,
     pub rates: Arc<RateBook>,
     pub cap_sats: i64,
 }
 
-impl Writer {
+impl OrderWriter {
     /// Runs until every sender is gone (the API has stopped and released its state).
     pub async fn run(self, mut rx: mpsc::Receiver<Pending>) {
         let mut carry: Vec<Pending> = Vec::new();
