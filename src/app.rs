@@ -97,6 +97,32 @@ pub async fn start_api_with_feed_and_commits(
     // Background work keeps running while the listener drains.
     let signal = shutdown.clone();
     let shutdown = http::server::after_drain(&signal, http.conn.drain_delay());
+    let (state, background) = start_features(db, http, shutdown, feed, commits).await?;
+    let app = http::router(state.clone());
+    let opts = http::ServeOptions {
+        name: "api",
+        conn: state.http.conn.clone(),
+        grace: state.http.shutdown_timeout(),
+    };
+    let task = tokio::spawn(http::serve(listener, app, signal.clone(), opts));
+    Ok(RunningApi {
+        addr,
+        state,
+        shutdown: signal,
+        task,
+        background,
+    })
+}
+
+/// The features behind the API (rates read model, ingestion, orders, status pages,
+/// instrument stream) and their background tasks, which stop on `shutdown`.
+async fn start_features(
+    db: Db,
+    http: HttpArgs,
+    shutdown: CancellationToken,
+    feed: Option<Arc<dyn LastTradePrices>>,
+    commits: Option<Arc<tokio::sync::Notify>>,
+) -> anyhow::Result<(AppState, Vec<tokio::task::JoinHandle<()>>)> {
     let rates = RatesCache::new(db.clone());
     let mut background = vec![rates.spawn_watcher(shutdown.clone())];
     if let Db::Postgres(pool) = &db {
@@ -129,18 +155,5 @@ pub async fn start_api_with_feed_and_commits(
         http: Arc::new(http),
         status,
     };
-    let app = http::router(state.clone());
-    let opts = http::ServeOptions {
-        name: "api",
-        conn: state.http.conn.clone(),
-        grace: state.http.shutdown_timeout(),
-    };
-    let task = tokio::spawn(http::serve(listener, app, signal.clone(), opts));
-    Ok(RunningApi {
-        addr,
-        state,
-        shutdown: signal,
-        task,
-        background,
-    })
+    Ok((state, background))
 }
