@@ -9,6 +9,7 @@ pub mod http;
 pub mod idempotency;
 pub mod orders;
 pub mod rates;
+pub mod run;
 pub mod secret_files;
 pub mod status;
 pub mod telemetry;

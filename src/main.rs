@@ -1,10 +1,10 @@
-//! The `pricehub` binary: parses the command line and hands over to `pricehub::app`.
+//! The `pricehub` binary: parses the command line and hands over to `pricehub::run`.
 
 use clap::{Parser, Subcommand};
 use pricehub::config::{
     AllArgs, CollectorArgs, ImportArgs, LogArgs, MigrateArgs, ProviderArgs, ServeArgs,
 };
-use pricehub::{app, healthcheck, secret_files, telemetry};
+use pricehub::{healthcheck, run, secret_files, telemetry};
 
 /// Self-hostable price platform: freight rates, live prices, BTC buy orders.
 ///
@@ -76,12 +76,12 @@ fn main() -> std::process::ExitCode {
     }
     let result = runtime.block_on(async {
         match command {
-            Command::Serve(a) => app::serve(a).await,
-            Command::All(a) => app::all(a).await,
-            Command::Import(a) => app::import(a).await,
-            Command::Migrate(a) => app::migrate(a).await,
-            Command::Provider(a) => app::provider(a).await,
-            Command::Collector(a) => app::collector(a).await,
+            Command::Serve(a) => run::serve(a).await,
+            Command::All(a) => run::all(a).await,
+            Command::Import(a) => run::import(a).await,
+            Command::Migrate(a) => run::migrate(a).await,
+            Command::Provider(a) => run::provider(a).await,
+            Command::Collector(a) => run::collector(a).await,
             Command::Healthcheck(_) => unreachable!("handled above"),
         }
     });

@@ -49,8 +49,8 @@ fuzz_target!(|data: &[u8]| {
     if let Some(c) = Cursor::decode(s) {
         let again = Cursor::decode(&c.encode());
         assert_eq!(again.as_ref(), Some(&c));
-        if let Some(pos) = pricehub::orders::position(&c) {
-            assert_eq!(pricehub::orders::position(&again.unwrap()), Some(pos));
+        if let Some(pos) = pricehub::orders::cursor::position(&c) {
+            assert_eq!(pricehub::orders::cursor::position(&again.unwrap()), Some(pos));
         }
     }
 });

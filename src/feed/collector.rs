@@ -107,7 +107,7 @@ pub struct RunningCollector {
     /// on it).
     pub committed: Arc<tokio::sync::Notify>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
-    http_task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    http_task: Option<crate::http::side_port::SidePortTask>,
 }
 
 impl RunningCollector {
@@ -133,17 +133,7 @@ pub async fn start(
     // earlier stays bound to the no-op recorder.
     crate::telemetry::metrics_handle();
     super::metrics::register_collector();
-    let spool_dir = opts.data_dir.join("spool");
-    let spool = Spool::open(
-        &spool_dir,
-        opts.spool_segment_bytes,
-        spool::address_label(&db),
-    )
-    .with_context(|| format!("cannot open the spool in {}", spool_dir.display()))?;
-    spool.check_address().map_err(anyhow::Error::msg)?;
-    if spool.is_active() {
-        tracing::warn!(dir = %spool_dir.display(), bytes = spool.bytes(), "spool from an earlier run found; it is replayed first");
-    }
+    let spool = open_spool(&opts, &db)?;
     let run_id = rand::rng().random_range(1..i64::MAX);
     let latest = LatestPrices::new();
     let status = Arc::new(CollectorStatus::default());
@@ -163,53 +153,28 @@ pub async fn start(
         status.clone(),
         shutdown.clone(),
     ));
-    let writer = Writer {
-        db: db.clone(),
-        opts: opts.clone(),
-        status: status.clone(),
+    let writer = TradeWriter::new(
+        db.clone(),
+        opts.clone(),
+        status.clone(),
         spool,
-        mem: VecDeque::new(),
-        oldest_at: None,
-        retry: VecDeque::new(),
-        outstanding: Default::default(),
-        fully_read: Default::default(),
-        migrated: Arc::new(AtomicBool::new(!opts.migrate)),
-        committed: committed.clone(),
-        identity: Default::default(),
-        probing: false,
-    };
-    let stop = shutdown.clone();
-    let task = tokio::spawn(async move {
-        let result = writer.run(rx).await;
-        if let Err(e) = &result {
-            tracing::error!(error = %format!("{e:#}"), "collector writer failed; stopping");
-            stop.cancel();
-        }
-        let _ = reader.await;
-        result
-    });
+        committed.clone(),
+    );
+    let task = spawn_writer(writer, rx, reader, shutdown.clone());
 
-    let (http_addr, http_task) = match http_listen {
-        Some(addr) => {
-            let routes = Router::new()
-                .route("/readyz", axum::routing::get(readyz))
-                .with_state(SideState {
-                    status: status.clone(),
-                    db,
-                    provider: opts.provider.clone(),
-                });
-            let (a, t) = crate::http::side_port::serve_side_port(
-                "collector",
-                addr,
-                &opts.conn,
-                routes,
-                shutdown.clone(),
-            )
-            .await?;
-            (Some(a), Some(t))
-        }
-        None => (None, None),
+    let state = CollectorSideState {
+        status: status.clone(),
+        db,
+        provider: opts.provider.clone(),
     };
+    let (http_addr, http_task) = crate::http::side_port::serve_side_port_if(
+        "collector",
+        http_listen,
+        &opts.conn,
+        || side_routes(state),
+        shutdown.clone(),
+    )
+    .await?;
     tracing::info!(provider = %opts.provider, ?http_addr, run_id, "collector started");
     Ok(RunningCollector {
         http_addr,
@@ -220,6 +185,50 @@ pub async fn start(
         task,
         http_task,
     })
+}
+
+/// Runs the writer to its end, then waits for the reader. A writer that fails (a spool
+/// refused for another database) cancels `stop`, so that the collector exits with the
+/// error.
+fn spawn_writer(
+    writer: TradeWriter,
+    rx: mpsc::UnboundedReceiver<Vec<Receipt>>,
+    reader: tokio::task::JoinHandle<()>,
+    stop: CancellationToken,
+) -> tokio::task::JoinHandle<anyhow::Result<()>> {
+    tokio::spawn(async move {
+        let result = writer.run(rx).await;
+        if let Err(e) = &result {
+            tracing::error!(error = %format!("{e:#}"), "collector writer failed; stopping");
+            stop.cancel();
+        }
+        let _ = reader.await;
+        result
+    })
+}
+
+/// Opens the spool in the data directory; it must have been written for this database
+/// address (a spool from an earlier run is replayed first).
+fn open_spool(opts: &CollectorOptions, db: &Db) -> anyhow::Result<Spool> {
+    let spool_dir = opts.data_dir.join("spool");
+    let spool = Spool::open(
+        &spool_dir,
+        opts.spool_segment_bytes,
+        spool::address_label(db),
+    )
+    .with_context(|| format!("cannot open the spool in {}", spool_dir.display()))?;
+    spool.check_address().map_err(anyhow::Error::msg)?;
+    if spool.is_active() {
+        tracing::warn!(dir = %spool_dir.display(), bytes = spool.bytes(), "spool from an earlier run found; it is replayed first");
+    }
+    Ok(spool)
+}
+
+/// The side port's own route: `/readyz`.
+fn side_routes(state: CollectorSideState) -> Router {
+    Router::new()
+        .route("/readyz", axum::routing::get(readyz))
+        .with_state(state)
 }
 
 /// Why a connection ended.
@@ -244,26 +253,11 @@ async fn read_loop(
         if stop.is_cancelled() {
             return;
         }
-        let connect = tokio::select! {
-            r = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(provider.as_str())) => r,
-            _ = stop.cancelled() => return,
-        };
-        let stream = match connect {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => {
-                tracing::warn!(%provider, error = %e, "cannot connect to the provider");
-                if !sleep_or_stop(backoff.next(), &stop).await {
-                    return;
-                }
-                continue;
+        let Some(stream) = connect(&provider, &stop).await else {
+            if !sleep_or_stop(backoff.next(), &stop).await {
+                return;
             }
-            Err(_) => {
-                tracing::warn!(%provider, "connecting to the provider timed out");
-                if !sleep_or_stop(backoff.next(), &stop).await {
-                    return;
-                }
-                continue;
-            }
+            continue;
         };
         if status.connections.fetch_add(1, Ordering::Relaxed) > 0 {
             metrics::counter!("pricehub_feed_reconnects_total").increment(1);
@@ -287,6 +281,26 @@ async fn read_loop(
         }
         if !sleep_or_stop(backoff.next(), &stop).await {
             return;
+        }
+    }
+}
+
+/// One attempt to connect within `CONNECT_TIMEOUT`; `None` when it failed (logged here)
+/// or `stop` came first.
+async fn connect(provider: &str, stop: &CancellationToken) -> Option<TcpStream> {
+    let connect = tokio::select! {
+        r = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(provider)) => r,
+        _ = stop.cancelled() => return None,
+    };
+    match connect {
+        Ok(Ok(s)) => Some(s),
+        Ok(Err(e)) => {
+            tracing::warn!(%provider, error = %e, "cannot connect to the provider");
+            None
+        }
+        Err(_) => {
+            tracing::warn!(%provider, "connecting to the provider timed out");
+            None
         }
     }
 }
@@ -328,47 +342,9 @@ async fn read_connection(
             Ok(_) => false,
             Err(e) => return Ended::Failed(e.to_string()),
         };
-        let mut chunk = Vec::new();
-        let mut fatal: Option<FrameError> = None;
-        let received_ms = now_ms() as i64;
-        loop {
-            let item = if eof {
-                decoder.decode_eof(&mut buf)
-            } else {
-                decoder.decode(&mut buf)
-            };
-            match item {
-                Ok(Some(Ok(trade))) => {
-                    if trade.timestamp_ms > i64::MAX as u64 {
-                        reject(status, "timestamp_out_of_range");
-                        continue;
-                    }
-                    chunk.push(Receipt {
-                        run_id,
-                        seq: *seq,
-                        received_ms,
-                        trade,
-                    });
-                    *seq += 1;
-                }
-                Ok(Some(Err(e))) => reject(status, e.label()),
-                Ok(None) => break,
-                Err(e) => {
-                    reject(status, e.label());
-                    fatal = Some(e);
-                    break;
-                }
-            }
-        }
-        if !chunk.is_empty() {
-            let n = chunk.len() as u64;
-            latest.update(chunk.iter().map(|r| &r.trade));
-            status.received.fetch_add(n, Ordering::Relaxed);
-            status.pending.fetch_add(n, Ordering::Relaxed);
-            received.increment(n);
-            if tx.send(chunk).is_err() {
-                return Ended::Stopped;
-            }
+        let (chunk, fatal) = decode_chunk(&mut decoder, &mut buf, eof, run_id, seq, status);
+        if !chunk.is_empty() && !hand_over(chunk, tx, latest, status, &received) {
+            return Ended::Stopped;
         }
         if let Some(e) = fatal {
             return Ended::Failed(format!("undecodable stream ({}): {e}", e.label()));
@@ -377,6 +353,65 @@ async fn read_connection(
             return Ended::Closed;
         }
     }
+}
+
+/// Decodes every complete frame in `buf` into receipts numbered on from `*seq`. Bad
+/// frames are counted and skipped; a fatal error ends the chunk (and is returned).
+fn decode_chunk(
+    decoder: &mut SkippingDecoder,
+    buf: &mut BytesMut,
+    eof: bool,
+    run_id: i64,
+    seq: &mut i64,
+    status: &CollectorStatus,
+) -> (Vec<Receipt>, Option<FrameError>) {
+    let mut chunk = Vec::new();
+    let received_ms = now_ms() as i64;
+    loop {
+        let item = if eof {
+            decoder.decode_eof(buf)
+        } else {
+            decoder.decode(buf)
+        };
+        match item {
+            Ok(Some(Ok(trade))) => {
+                if trade.timestamp_ms > i64::MAX as u64 {
+                    reject(status, "timestamp_out_of_range");
+                    continue;
+                }
+                chunk.push(Receipt {
+                    run_id,
+                    seq: *seq,
+                    received_ms,
+                    trade,
+                });
+                *seq += 1;
+            }
+            Ok(Some(Err(e))) => reject(status, e.label()),
+            Ok(None) => return (chunk, None),
+            Err(e) => {
+                reject(status, e.label());
+                return (chunk, Some(e));
+            }
+        }
+    }
+}
+
+/// Publishes a decoded chunk (latest prices, counters) and hands it to the writer;
+/// `false` when the writer is gone.
+fn hand_over(
+    chunk: Vec<Receipt>,
+    tx: &mpsc::UnboundedSender<Vec<Receipt>>,
+    latest: &LatestPrices,
+    status: &CollectorStatus,
+    received: &metrics::Counter,
+) -> bool {
+    let n = chunk.len() as u64;
+    latest.update(chunk.iter().map(|r| &r.trade));
+    status.received.fetch_add(n, Ordering::Relaxed);
+    status.pending.fetch_add(n, Ordering::Relaxed);
+    received.increment(n);
+    tx.send(chunk).is_ok()
 }
 
 /// A batch being written, kept (shared with the write task) until it has committed.
@@ -398,7 +433,9 @@ struct Inflight {
     batch: Batch,
 }
 
-struct Writer {
+/// The collector's writer task: everything received and not yet committed (memory
+/// queue, batches in flight, the spool), and the writes to the database.
+struct TradeWriter {
     db: Db,
     opts: CollectorOptions,
     status: Arc<CollectorStatus>,
@@ -420,14 +457,38 @@ struct Writer {
     probing: bool,
 }
 
-impl Writer {
+impl TradeWriter {
+    fn new(
+        db: Db,
+        opts: CollectorOptions,
+        status: Arc<CollectorStatus>,
+        spool: Spool,
+        committed: Arc<tokio::sync::Notify>,
+    ) -> Self {
+        let migrated = Arc::new(AtomicBool::new(!opts.migrate));
+        TradeWriter {
+            db,
+            opts,
+            status,
+            spool,
+            mem: VecDeque::new(),
+            oldest_at: None,
+            retry: VecDeque::new(),
+            outstanding: Default::default(),
+            fully_read: Default::default(),
+            migrated,
+            committed,
+            identity: Default::default(),
+            probing: false,
+        }
+    }
+
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Vec<Receipt>>) -> anyhow::Result<()> {
         let flush_interval = Duration::from_millis(self.opts.flush_interval_ms);
         // Writes in progress, oldest first. Batches overlap (PostgreSQL then works on
         // several connections); a spool segment is deleted only once every batch read
         // from it has committed (see `remove_if_done`).
         let mut inflight: VecDeque<Inflight> = VecDeque::new();
-        let max_inflight = self.opts.max_inflight.max(1) as usize;
         let mut retry_at: Option<Instant> = None;
         let mut backoff = Backoff::new();
         // Set once the reader is gone (shutdown): flush everything, then stop.
@@ -436,28 +497,12 @@ impl Writer {
             let draining = deadline.is_some();
             if retry_at.is_none_or(|t| t <= Instant::now()) {
                 retry_at = None;
-                while inflight.len() < max_inflight {
-                    let Some(batch) = self.next_batch(draining, flush_interval)? else {
-                        break;
-                    };
-                    inflight.push_back(self.spawn_write(batch));
-                }
+                self.start_writes(&mut inflight, draining, flush_interval)?;
             }
             if draining && inflight.is_empty() && self.retry.is_empty() && self.mem.is_empty() {
                 break;
             }
-            let timer = [
-                self.oldest_at.map(|t| t + flush_interval),
-                retry_at,
-                deadline,
-                // Replay the spool when the database is back.
-                (self.spool.is_active() && inflight.is_empty())
-                    .then(|| Instant::now() + flush_interval),
-            ]
-            .into_iter()
-            .flatten()
-            .min()
-            .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            let timer = self.next_wake(&inflight, retry_at, deadline, flush_interval);
             tokio::select! {
                 chunk = rx.recv(), if !draining => match chunk {
                     Some(chunk) => self.accept(chunk)?,
@@ -487,7 +532,51 @@ impl Writer {
                 },
             }
         }
-        // Whatever the database did not take goes to the spool, durably.
+        self.spool_leftovers(inflight)
+    }
+
+    /// Starts writes until `--max-inflight` are out or nothing is ready to write.
+    fn start_writes(
+        &mut self,
+        inflight: &mut VecDeque<Inflight>,
+        draining: bool,
+        flush_interval: Duration,
+    ) -> anyhow::Result<()> {
+        let max_inflight = self.opts.max_inflight.max(1) as usize;
+        while inflight.len() < max_inflight {
+            let Some(batch) = self.next_batch(draining, flush_interval)? else {
+                break;
+            };
+            inflight.push_back(self.spawn_write(batch));
+        }
+        Ok(())
+    }
+
+    /// When the loop must wake up if nothing arrives: the oldest trade's flush, a retry,
+    /// the shutdown deadline, or a spool replay.
+    fn next_wake(
+        &self,
+        inflight: &VecDeque<Inflight>,
+        retry_at: Option<Instant>,
+        deadline: Option<Instant>,
+        flush_interval: Duration,
+    ) -> Instant {
+        [
+            self.oldest_at.map(|t| t + flush_interval),
+            retry_at,
+            deadline,
+            // Replay the spool when the database is back.
+            (self.spool.is_active() && inflight.is_empty())
+                .then(|| Instant::now() + flush_interval),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600))
+    }
+
+    /// At shutdown: whatever the database did not take goes to the spool, durably.
+    fn spool_leftovers(mut self, mut inflight: VecDeque<Inflight>) -> anyhow::Result<()> {
         let mut left: Vec<Receipt> = Vec::new();
         for b in self.retry.drain(..) {
             if b.from_spool.is_none() {
@@ -520,8 +609,6 @@ impl Writer {
         Ok(())
     }
 
-    /// Takes a chunk from the reader: into memory, or the spool when memory is full or the
-    /// spool is already in use (so that arrival order is kept).
     fn accept(&mut self, chunk: Vec<Receipt>) -> anyhow::Result<()> {
         let max = self.opts.max_buffered as usize;
         if self.spool.is_active() || self.mem.len() + chunk.len() > max {
@@ -559,21 +646,8 @@ impl Writer {
         if let Some(b) = self.retry.pop_front() {
             return Ok(Some(b));
         }
-        let size = self.opts.batch_size as usize;
-        let due = self.mem.len() >= size
-            || draining
-            || self
-                .oldest_at
-                .is_some_and(|t| t.elapsed() >= flush_interval);
-        if !self.mem.is_empty() && due {
-            let n = self.mem.len().min(size);
-            let receipts: Vec<Receipt> = self.mem.drain(..n).collect();
-            self.oldest_at = (!self.mem.is_empty()).then(Instant::now);
-            metrics::gauge!("pricehub_feed_buffered_trades").set(self.mem.len() as f64);
-            return Ok(Some(Batch {
-                receipts: Arc::new(receipts),
-                from_spool: None,
-            }));
+        if let Some(b) = self.memory_batch(draining, flush_interval) {
+            return Ok(Some(b));
         }
         if !self.mem.is_empty() || draining || !self.spool.is_active() {
             return Ok(None);
@@ -590,6 +664,35 @@ impl Writer {
                 from_spool: None,
             }));
         }
+        self.spool_batch()
+    }
+
+    /// Up to `--batch-size` trades from memory, when a full batch is there, the oldest
+    /// trade waited long enough, or the writer is draining.
+    fn memory_batch(&mut self, draining: bool, flush_interval: Duration) -> Option<Batch> {
+        let size = self.opts.batch_size as usize;
+        let due = self.mem.len() >= size
+            || draining
+            || self
+                .oldest_at
+                .is_some_and(|t| t.elapsed() >= flush_interval);
+        if self.mem.is_empty() || !due {
+            return None;
+        }
+        let n = self.mem.len().min(size);
+        let receipts: Vec<Receipt> = self.mem.drain(..n).collect();
+        self.oldest_at = (!self.mem.is_empty()).then(Instant::now);
+        metrics::gauge!("pricehub_feed_buffered_trades").set(self.mem.len() as f64);
+        Some(Batch {
+            receipts: Arc::new(receipts),
+            from_spool: None,
+        })
+    }
+
+    /// The next batch of the spool replay, in order of arrival; segments read to their
+    /// end and already committed are removed on the way.
+    fn spool_batch(&mut self) -> anyhow::Result<Option<Batch>> {
+        let size = self.opts.batch_size as usize;
         if !self.spool.has_unread() {
             // Replay what is being appended too: close it so it can be read.
             self.spool.rotate().context("closing a spool segment")?;
@@ -664,85 +767,106 @@ impl Writer {
     /// Accounts for a finished write; returns whether it succeeded.
     fn finish(&mut self, batch: Batch, flushed: Flushed) -> anyhow::Result<bool> {
         let Flushed { result, elapsed } = flushed;
-        let n = batch.receipts.len() as u64;
         match result {
             Ok(outcome) => {
-                // First contact: the spool is checked against (or labelled for) the
-                // database before anything is replayed from it.
-                if !self.spool.knows_database()
-                    && let Some(db) = self.identity.get()
-                {
-                    self.spool.check_identity(db).map_err(anyhow::Error::msg)?;
-                }
-                if n == 0 {
-                    self.probing = false;
-                    return Ok(true);
-                }
-                let source = if batch.from_spool.is_some() {
-                    "spool"
-                } else {
-                    "memory"
-                };
-                metrics::counter!("pricehub_feed_batches_total", "source" => source).increment(1);
-                metrics::histogram!("pricehub_feed_flush_duration_seconds")
-                    .record(elapsed.as_secs_f64());
-                metrics::counter!("pricehub_feed_trades_stored_total").increment(outcome.inserted);
-                if outcome.inserted < n {
-                    metrics::counter!("pricehub_feed_duplicates_skipped_total")
-                        .increment(n - outcome.inserted);
-                }
-                let now = now_ms();
-                if let Some(oldest) = batch.receipts.iter().map(|r| r.trade.timestamp_ms).min() {
-                    metrics::histogram!("pricehub_feed_lag_seconds")
-                        .record(now.saturating_sub(oldest) as f64 / 1000.0);
-                }
-                self.status
-                    .stored
-                    .fetch_add(outcome.inserted, Ordering::Relaxed);
-                self.status.pending.fetch_sub(
-                    n.min(self.status.pending.load(Ordering::Relaxed)),
-                    Ordering::Relaxed,
-                );
-                self.status.last_write_ms.store(now, Ordering::Relaxed);
-                if outcome.inserted > 0 {
-                    self.committed.notify_one();
-                }
-                if !self.status.db_ok.swap(true, Ordering::Relaxed) {
-                    tracing::info!("database writable");
-                }
-                *self.status.db_error.lock() = None;
-                if let Some((segment, _)) = &batch.from_spool {
-                    if let Some(n) = self.outstanding.get_mut(segment) {
-                        *n = n.saturating_sub(1);
-                    }
-                    self.remove_if_done(segment)?;
-                }
+                self.write_committed(batch, outcome, elapsed)?;
                 Ok(true)
             }
             Err(e) => {
-                metrics::counter!("pricehub_feed_flush_failures_total").increment(1);
-                if self.status.db_ok.swap(false, Ordering::Relaxed)
-                    || self.status.db_error.lock().is_none()
-                {
-                    tracing::warn!(error = %format!("{e:#}"), trades = n, "database write failed; buffering and retrying");
-                }
-                *self.status.db_error.lock() = Some(format!("{e:#}"));
-                self.retry.push_back(batch);
+                self.write_failed(batch, e);
                 Ok(false)
             }
         }
     }
+
+    fn write_committed(
+        &mut self,
+        batch: Batch,
+        outcome: store::BatchOutcome,
+        elapsed: Duration,
+    ) -> anyhow::Result<()> {
+        let n = batch.receipts.len() as u64;
+        // First contact: the spool is checked against (or labelled for) the
+        // database before anything is replayed from it.
+        if !self.spool.knows_database()
+            && let Some(db) = self.identity.get()
+        {
+            self.spool.check_identity(db).map_err(anyhow::Error::msg)?;
+        }
+        if n == 0 {
+            self.probing = false;
+            return Ok(());
+        }
+        let now = now_ms();
+        record_flush(&batch, outcome.inserted, elapsed, now);
+        self.status
+            .stored
+            .fetch_add(outcome.inserted, Ordering::Relaxed);
+        self.status.pending.fetch_sub(
+            n.min(self.status.pending.load(Ordering::Relaxed)),
+            Ordering::Relaxed,
+        );
+        self.status.last_write_ms.store(now, Ordering::Relaxed);
+        if outcome.inserted > 0 {
+            self.committed.notify_one();
+        }
+        if !self.status.db_ok.swap(true, Ordering::Relaxed) {
+            tracing::info!("database writable");
+        }
+        *self.status.db_error.lock() = None;
+        if let Some((segment, _)) = &batch.from_spool {
+            if let Some(n) = self.outstanding.get_mut(segment) {
+                *n = n.saturating_sub(1);
+            }
+            self.remove_if_done(segment)?;
+        }
+        Ok(())
+    }
+
+    /// A failed write: the batch is retried as is (after the backoff).
+    fn write_failed(&mut self, batch: Batch, e: anyhow::Error) {
+        let n = batch.receipts.len() as u64;
+        metrics::counter!("pricehub_feed_flush_failures_total").increment(1);
+        if self.status.db_ok.swap(false, Ordering::Relaxed) || self.status.db_error.lock().is_none()
+        {
+            tracing::warn!(error = %format!("{e:#}"), trades = n, "database write failed; buffering and retrying");
+        }
+        *self.status.db_error.lock() = Some(format!("{e:#}"));
+        self.retry.push_back(batch);
+    }
 }
 
+/// The metrics of a committed batch of `inserted` new trades (`now`: when it was seen
+/// committed, for the feed lag).
+fn record_flush(batch: &Batch, inserted: u64, elapsed: Duration, now: u64) {
+    let n = batch.receipts.len() as u64;
+    let source = if batch.from_spool.is_some() {
+        "spool"
+    } else {
+        "memory"
+    };
+    metrics::counter!("pricehub_feed_batches_total", "source" => source).increment(1);
+    metrics::histogram!("pricehub_feed_flush_duration_seconds").record(elapsed.as_secs_f64());
+    metrics::counter!("pricehub_feed_trades_stored_total").increment(inserted);
+    if inserted < n {
+        metrics::counter!("pricehub_feed_duplicates_skipped_total").increment(n - inserted);
+    }
+    if let Some(oldest) = batch.receipts.iter().map(|r| r.trade.timestamp_ms).min() {
+        metrics::histogram!("pricehub_feed_lag_seconds")
+            .record(now.saturating_sub(oldest) as f64 / 1000.0);
+    }
+}
+
+/// What the collector's side port reads (`/readyz`).
 #[derive(Clone)]
-struct SideState {
+struct CollectorSideState {
     status: Arc<CollectorStatus>,
     db: Db,
     provider: String,
 }
 
 /// Ready = connected to the provider and the database writable, with detail either way.
-async fn readyz(State(s): State<SideState>) -> impl IntoResponse {
+async fn readyz(State(s): State<CollectorSideState>) -> impl IntoResponse {
     let connected = s.status.connected.load(Ordering::Relaxed);
     let recent_write =
         now_ms().saturating_sub(s.status.last_write_ms.load(Ordering::Relaxed)) < 5_000;

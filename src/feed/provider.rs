@@ -55,7 +55,7 @@ pub struct RunningProvider {
     pub latest: LatestPrices,
     pub stats: Arc<ProviderStats>,
     task: tokio::task::JoinHandle<()>,
-    http_task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    http_task: Option<crate::http::side_port::SidePortTask>,
 }
 
 impl RunningProvider {
@@ -103,48 +103,7 @@ pub async fn start(
     let task = match args.mode {
         FeedMode::Broadcast => {
             let market = Market::new(instruments, seed)?;
-            // Seed the latest prices with the start prices, so the BPI endpoint answers
-            // from the first moment.
-            latest.update(
-                &market
-                    .latest_prices()
-                    .map(|(s, p)| Trade {
-                        timestamp_ms: now_ms(),
-                        ticker: s.to_string(),
-                        price: p,
-                        size: 0,
-                    })
-                    .collect::<Vec<_>>(),
-            );
-            let frames_per_chunk = (args.trades_per_second * MIN_TICK.as_secs_f64())
-                .ceil()
-                .max(1.0) as u64;
-            let capacity = (args.client_buffer / frames_per_chunk).clamp(2, 1 << 20) as usize;
-            let (tx, _) = broadcast::channel::<Bytes>(capacity);
-            let (clients_tx, clients_rx) = watch::channel(0usize);
-            let gen_task = tokio::spawn(run_market(
-                market,
-                args.trades_per_second,
-                args.max_trades,
-                args.wait_for_clients,
-                tx.clone(),
-                clients_rx,
-                latest.clone(),
-                stats.clone(),
-                shutdown.clone(),
-            ));
-            let accept = tokio::spawn(accept_broadcast(
-                listener,
-                tx,
-                capacity,
-                clients_tx,
-                stats.clone(),
-                shutdown.clone(),
-            ));
-            tokio::spawn(async move {
-                let _ = gen_task.await;
-                let _ = accept.await;
-            })
+            start_broadcast(args, market, listener, &latest, &stats, &shutdown)
         }
         FeedMode::Legacy => tokio::spawn(accept_legacy(
             listener,
@@ -154,34 +113,20 @@ pub async fn start(
             shutdown.clone(),
         )),
     };
-
-    let (http_addr, http_task) = match http_listen {
-        Some(a) => {
-            let state = SideState {
-                latest: latest.clone(),
-                stats: stats.clone(),
-                mode: args.mode,
-                addr,
-            };
-            let routes = Router::new()
-                .route("/readyz", axum::routing::get(readyz))
-                .route(
-                    crate::http::side_port::PROVIDER_COINDESK_ROUTE,
-                    axum::routing::get(currentprice),
-                )
-                .with_state(state);
-            let (a, t) = crate::http::side_port::serve_side_port(
-                "provider",
-                a,
-                &args.conn,
-                routes,
-                shutdown.clone(),
-            )
-            .await?;
-            (Some(a), Some(t))
-        }
-        None => (None, None),
+    let state = ProviderSideState {
+        latest: latest.clone(),
+        stats: stats.clone(),
+        mode: args.mode,
+        addr,
     };
+    let (http_addr, http_task) = crate::http::side_port::serve_side_port_if(
+        "provider",
+        http_listen,
+        &args.conn,
+        || side_routes(state),
+        shutdown.clone(),
+    )
+    .await?;
     tracing::info!(%addr, ?http_addr, mode = ?args.mode, trades_per_second = args.trades_per_second, seed, "provider listening");
     Ok(RunningProvider {
         addr,
@@ -191,6 +136,74 @@ pub async fn start(
         task,
         http_task,
     })
+}
+
+/// Broadcast mode: the shared market task and the accept loop, joined in one task.
+fn start_broadcast(
+    args: &ProviderArgs,
+    market: Market,
+    listener: TcpListener,
+    latest: &LatestPrices,
+    stats: &Arc<ProviderStats>,
+    shutdown: &CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    seed_latest(&market, latest);
+    let frames_per_chunk = (args.trades_per_second * MIN_TICK.as_secs_f64())
+        .ceil()
+        .max(1.0) as u64;
+    let capacity = (args.client_buffer / frames_per_chunk).clamp(2, 1 << 20) as usize;
+    let (tx, _) = broadcast::channel::<Bytes>(capacity);
+    let (clients_tx, clients_rx) = watch::channel(0usize);
+    let gen_task = tokio::spawn(run_market(
+        market,
+        args.trades_per_second,
+        args.max_trades,
+        args.wait_for_clients,
+        tx.clone(),
+        clients_rx,
+        latest.clone(),
+        stats.clone(),
+        shutdown.clone(),
+    ));
+    let accept = tokio::spawn(accept_broadcast(
+        listener,
+        tx,
+        capacity,
+        clients_tx,
+        stats.clone(),
+        shutdown.clone(),
+    ));
+    tokio::spawn(async move {
+        let _ = gen_task.await;
+        let _ = accept.await;
+    })
+}
+
+/// Seeds the latest prices with the market's start prices, so the BPI endpoint answers
+/// from the first moment.
+fn seed_latest(market: &Market, latest: &LatestPrices) {
+    latest.update(
+        &market
+            .latest_prices()
+            .map(|(s, p)| Trade {
+                timestamp_ms: now_ms(),
+                ticker: s.to_string(),
+                price: p,
+                size: 0,
+            })
+            .collect::<Vec<_>>(),
+    );
+}
+
+/// The side port's own routes: `/readyz` and the CoinDesk-shaped BTC prices.
+fn side_routes(state: ProviderSideState) -> Router {
+    Router::new()
+        .route("/readyz", axum::routing::get(readyz))
+        .route(
+            crate::http::side_port::PROVIDER_COINDESK_ROUTE,
+            axum::routing::get(currentprice),
+        )
+        .with_state(state)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -205,20 +218,11 @@ async fn run_market(
     stats: Arc<ProviderStats>,
     shutdown: CancellationToken,
 ) {
-    if wait_for_clients > 0 {
-        tokio::select! {
-            _ = clients.wait_for(|n| *n >= wait_for_clients) => {}
-            _ = shutdown.cancelled() => return,
-        }
-        tracing::info!(
-            clients = wait_for_clients,
-            "clients connected; market starts"
-        );
+    if wait_for_clients > 0 && !wait_for(&mut clients, wait_for_clients, &shutdown).await {
+        return;
     }
     let trades_total = metrics::counter!("pricehub_provider_trades_total");
-    let period = Duration::from_secs_f64(1.0 / rate);
-    let mut start = Instant::now();
-    let mut emitted: u64 = 0; // since `start`
+    let mut schedule = Schedule::new(rate);
     let mut total: u64 = 0;
     let mut chunk = BytesMut::new();
     let mut batch = Vec::new();
@@ -228,36 +232,13 @@ async fn run_market(
             shutdown.cancelled().await;
             return;
         }
-        // When the next trade is due, but no sooner than one tick from now.
-        let next_due = start + period.mul_f64((emitted + 1) as f64);
-        let wake = next_due.max(
-            Instant::now()
-                + if period < MIN_TICK {
-                    MIN_TICK
-                } else {
-                    Duration::ZERO
-                },
-        );
         tokio::select! {
-            _ = tokio::time::sleep_until(wake) => {}
+            _ = tokio::time::sleep_until(schedule.wake()) => {}
             _ = shutdown.cancelled() => return,
         }
-        let now = Instant::now();
-        let mut due = ((now - start).as_secs_f64() * rate) as u64;
-        if due <= emitted {
+        let n = schedule.take_due(Instant::now(), max_trades.map(|m| m - total));
+        if n == 0 {
             continue;
-        }
-        if now - start > MAX_CATCH_UP
-            && due - emitted > (rate * MAX_CATCH_UP.as_secs_f64()) as u64 + 1
-        {
-            // Far behind schedule: restart the schedule instead of bursting.
-            start = now;
-            emitted = 0;
-            due = 1;
-        }
-        let mut n = due - emitted;
-        if let Some(m) = max_trades {
-            n = n.min(m - total);
         }
         let ts = now_ms();
         batch.clear();
@@ -268,13 +249,105 @@ async fn run_market(
                 batch.push(trade);
             }
         }
-        emitted += n;
         total += n;
         stats.generated.fetch_add(n, Ordering::Relaxed);
         trades_total.increment(n);
         latest.update(&batch);
         // No receivers is fine: trades nobody listens to are simply not delivered.
         let _ = tx.send(chunk.split().freeze());
+    }
+}
+
+/// Waits until `n` clients are connected (`--wait-for-clients`); `false` at shutdown.
+async fn wait_for(
+    clients: &mut watch::Receiver<usize>,
+    n: usize,
+    shutdown: &CancellationToken,
+) -> bool {
+    tokio::select! {
+        _ = clients.wait_for(|c| *c >= n) => {}
+        _ = shutdown.cancelled() => return false,
+    }
+    tracing::info!(clients = n, "clients connected; market starts");
+    true
+}
+
+/// The market's pace: how many trades are due since `start` at `rate` per second.
+struct Schedule {
+    rate: f64,
+    period: Duration,
+    start: Instant,
+    /// Trades emitted since `start`.
+    emitted: u64,
+}
+
+impl Schedule {
+    fn new(rate: f64) -> Self {
+        Schedule {
+            rate,
+            period: Duration::from_secs_f64(1.0 / rate),
+            start: Instant::now(),
+            emitted: 0,
+        }
+    }
+
+    /// When the next trade is due, but no sooner than one tick from now.
+    fn wake(&self) -> Instant {
+        let next_due = self.start + self.period.mul_f64((self.emitted + 1) as f64);
+        next_due.max(
+            Instant::now()
+                + if self.period < MIN_TICK {
+                    MIN_TICK
+                } else {
+                    Duration::ZERO
+                },
+        )
+    }
+
+    /// How many trades are due at `now` (at most `limit`), counted as emitted; 0 when
+    /// none is due yet.
+    fn take_due(&mut self, now: Instant, limit: Option<u64>) -> u64 {
+        let mut due = ((now - self.start).as_secs_f64() * self.rate) as u64;
+        if due <= self.emitted {
+            return 0;
+        }
+        if now - self.start > MAX_CATCH_UP
+            && due - self.emitted > (self.rate * MAX_CATCH_UP.as_secs_f64()) as u64 + 1
+        {
+            // Far behind schedule: restart the schedule instead of bursting.
+            self.start = now;
+            self.emitted = 0;
+            due = 1;
+        }
+        let mut n = due - self.emitted;
+        if let Some(limit) = limit {
+            n = n.min(limit);
+        }
+        self.emitted += n;
+        n
+    }
+}
+
+/// The next client connection (with Nagle off), or `None` at shutdown. A failed accept
+/// (e.g. out of descriptors) is logged and retried after a short pause.
+async fn accept_client(
+    listener: &TcpListener,
+    shutdown: &CancellationToken,
+) -> Option<(TcpStream, SocketAddr)> {
+    loop {
+        let (socket, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.cancelled() => return None,
+        };
+        let _ = socket.set_nodelay(true);
+        return Some((socket, peer));
     }
 }
 
@@ -287,19 +360,7 @@ async fn accept_broadcast(
     shutdown: CancellationToken,
 ) {
     let connected = metrics::gauge!("pricehub_provider_clients");
-    loop {
-        let (socket, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = shutdown.cancelled() => return,
-        };
-        let _ = socket.set_nodelay(true);
+    while let Some((socket, peer)) = accept_client(&listener, &shutdown).await {
         // Subscribe before announcing the client, so a market waiting for clients cannot
         // emit a trade this client misses.
         let rx = tx.subscribe();
@@ -380,19 +441,7 @@ async fn accept_legacy(
     shutdown: CancellationToken,
 ) {
     let mut connection: u64 = 0;
-    loop {
-        let (mut socket, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = shutdown.cancelled() => return,
-        };
-        let _ = socket.set_nodelay(true);
+    while let Some((mut socket, peer)) = accept_client(&listener, &shutdown).await {
         // Independent stream per connection, still reproducible from --seed.
         let mut market = LegacyMarket::new(seed.wrapping_add(connection));
         connection += 1;
@@ -424,15 +473,16 @@ async fn accept_legacy(
     }
 }
 
+/// What the provider's side port reads (`/readyz`, the CoinDesk document).
 #[derive(Clone)]
-struct SideState {
+struct ProviderSideState {
     latest: LatestPrices,
     stats: Arc<ProviderStats>,
     mode: FeedMode,
     addr: SocketAddr,
 }
 
-async fn readyz(State(s): State<SideState>) -> impl IntoResponse {
+async fn readyz(State(s): State<ProviderSideState>) -> impl IntoResponse {
     axum::Json(serde_json::json!({
         "status": "ready",
         "checks": {
@@ -451,7 +501,7 @@ async fn readyz(State(s): State<SideState>) -> impl IntoResponse {
 }
 
 /// The BTC prices in the CoinDesk BPI v1 `currentprice` shape.
-async fn currentprice(State(s): State<SideState>) -> Result<impl IntoResponse, Problem> {
+async fn currentprice(State(s): State<ProviderSideState>) -> Result<impl IntoResponse, Problem> {
     let body = coindesk_currentprice(&s.latest).ok_or_else(|| {
         Problem::new(
             crate::http::problem::Kind::NoBtcPrice,

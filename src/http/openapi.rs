@@ -17,7 +17,7 @@ use super::problem::{self, Kind};
     modifiers(&BearerAuth),
     // Bodies of responses declared through `IntoResponses` types, which do not register
     // the schemas they name.
-    components(schemas(crate::orders::OrderView, crate::orders::OrderPage)),
+    components(schemas(crate::orders::view::OrderView, crate::orders::view::OrderPage)),
     tags(
         (name = "rates", description = "Freight rates between ports and regions"),
         (name = "ingest", description = "Atomic batch ingestion of prices (bearer token)"),

@@ -23,6 +23,27 @@ pub const SIDE_PORT_ROUTES: &[&str] = &["/livez", "/readyz", "/metrics", PROVIDE
 /// The provider's CoinDesk-compatible price document.
 pub const PROVIDER_COINDESK_ROUTE: &str = "/v1/bpi/currentprice.json";
 
+/// A side port's serving task: ends after shutdown, with the server's error if any.
+pub type SidePortTask = tokio::task::JoinHandle<anyhow::Result<()>>;
+
+/// [`serve_side_port`] with the routes `routes` builds, when `addr` is given; nothing
+/// when it is `None` (an embedded feed process has its metrics served by the API).
+pub async fn serve_side_port_if(
+    name: &'static str,
+    addr: Option<SocketAddr>,
+    conn: &ConnArgs,
+    routes: impl FnOnce() -> Router,
+    shutdown: CancellationToken,
+) -> anyhow::Result<(Option<SocketAddr>, Option<SidePortTask>)> {
+    match addr {
+        Some(addr) => {
+            let (local, task) = serve_side_port(name, addr, conn, routes(), shutdown).await?;
+            Ok((Some(local), Some(task)))
+        }
+        None => Ok((None, None)),
+    }
+}
+
 /// Binds `addr` and serves `routes` (plus `/livez` and `/metrics`) until `shutdown`, with
 /// the connection limits of `conn`; `name` (`provider`, `collector`) labels its metrics.
 pub async fn serve_side_port(
@@ -31,7 +52,7 @@ pub async fn serve_side_port(
     conn: &ConnArgs,
     routes: Router,
     shutdown: CancellationToken,
-) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<anyhow::Result<()>>)> {
+) -> anyhow::Result<(SocketAddr, SidePortTask)> {
     telemetry::metrics_handle();
     let listener = TcpListener::bind(addr)
         .await

@@ -6,7 +6,8 @@ use axum::extract::State;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{btc_text, store};
+use super::money::btc_text;
+use super::store;
 use crate::app::AppState;
 use crate::http::problem::{Problem, ProblemBody};
 

@@ -59,12 +59,12 @@ pub trait RateSource: Send + Sync {
 
 /// The hook through which an in-process live feed offers its latest trades: price and
 /// trade time of a ticker such as `BTCUSD`.
-pub trait LatestPrices: Send + Sync {
+pub trait LastTradePrices: Send + Sync {
     fn latest(&self, ticker: &str) -> Option<(Decimal, DateTime<Utc>)>;
 }
 
 /// Rates from the feed's latest BTCUSD, BTCEUR and BTCGBP trades.
-pub struct FeedRateSource(pub Arc<dyn LatestPrices>);
+pub struct FeedRateSource(pub Arc<dyn LastTradePrices>);
 
 impl RateSource for FeedRateSource {
     fn name(&self) -> &'static str {
@@ -400,7 +400,7 @@ return 0
 "#;
 
 /// The in-process live feed's latest trades as a BTC rate hook (the embedded default).
-impl LatestPrices for crate::feed::LatestPrices {
+impl LastTradePrices for crate::feed::LatestPrices {
     fn latest(&self, ticker: &str) -> Option<(Decimal, DateTime<Utc>)> {
         let p = self.get(ticker)?;
         // Feed prices are tick-rounded; their shortest decimal form is the exact price.

@@ -67,3 +67,30 @@ pub fn register() {
             .increment(0);
     }
 }
+
+/// Counts one order answered with `label` (one of [`OUTCOMES`]).
+pub(crate) fn outcome(label: &'static str) {
+    metrics::counter!("pricehub_orders_total", "outcome" => label).increment(1);
+}
+
+/// Counts `n` orders answered with `label` (nothing when `n` is 0).
+pub(crate) fn outcome_n(label: &'static str, n: usize) {
+    if n > 0 {
+        metrics::counter!("pricehub_orders_total", "outcome" => label).increment(n as u64);
+    }
+}
+
+/// Sets `pricehub_orders_btc_total` from the ledger's total.
+pub(crate) fn record_btc_total(total_sats: i64) {
+    metrics::gauge!("pricehub_orders_btc_total").set(sats_to_btc_f64(total_sats));
+}
+
+/// Sets `pricehub_orders_btc_cap`.
+pub(crate) fn record_btc_cap(cap_sats: i64) {
+    metrics::gauge!("pricehub_orders_btc_cap").set(sats_to_btc_f64(cap_sats));
+}
+
+/// For gauges only (a metric is a float by nature); the books are kept in satoshis.
+fn sats_to_btc_f64(sats: i64) -> f64 {
+    sats as f64 / super::money::SATS_PER_BTC as f64
+}

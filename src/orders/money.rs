@@ -200,6 +200,14 @@ pub fn parse_btc(s: &str) -> Result<i64, String> {
     i64::try_from(sats.trunc()).map_err(|e| e.to_string())
 }
 
+/// A BTC amount in satoshis as the API spells it: 8 decimal places.
+pub fn btc_text(sats: i128) -> String {
+    format!(
+        "{:.8}",
+        rust_decimal::Decimal::from_i128_with_scale(sats, 8)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,9 +13,11 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
+use super::cursor::position;
 use super::limit::{Decision, client_id};
 use super::money::{Amount, Currency, parse_decimal};
-use super::{NewOrder, OrderPage, OrderView};
+use super::service::NewOrder;
+use super::view::{OrderPage, OrderView};
 use crate::app::AppState;
 use crate::http::body::read_limited;
 use crate::http::params::{Cursor, Limit, Params, invalid_cursor};
@@ -289,7 +291,7 @@ async fn list(
         Some(c) => Some(
             Cursor::decode(c)
                 .as_ref()
-                .and_then(super::position)
+                .and_then(position)
                 .ok_or_else(|| invalid_cursor(cursor_name, c))?,
         ),
     };
@@ -403,7 +405,11 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_reject_junk() {
-        let position = |s: &str| Cursor::decode(s).as_ref().and_then(super::super::position);
+        let position = |s: &str| {
+            Cursor::decode(s)
+                .as_ref()
+                .and_then(super::super::cursor::position)
+        };
         assert!(position("1763882102123456_0f8b6c1e3a0c4d5e9a572f1d8e6b4c21").is_some());
         for bad in [
             "",

@@ -23,10 +23,13 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use super::fx::{NoRate, RateBook, Rates};
+use super::metrics::{outcome, outcome_n, record_btc_total};
 use super::money::btc_sats;
+use super::problems::{cap_exceeded, no_rate};
+use super::service::NewOrder;
 use super::store::{self, Order};
-use super::{NewOrder, OrderView, cap_exceeded, no_rate, outcome, sats_to_btc_f64};
-use crate::db::Db;
+use super::view::OrderView;
+use crate::db::{Db, Tx};
 use crate::http::problem::Problem;
 use crate::idempotency::{self, Claim, Key, Outcome};
 
@@ -43,13 +46,25 @@ pub struct Pending {
     pub span: tracing::Span,
 }
 
-pub struct Writer {
+/// What the writer needs of one order to decide it.
+struct Item {
+    req: NewOrder,
+    key: Option<Key>,
+    rates: Result<Rates, NoRate>,
+}
+
+/// An order's answer: the response, or the problem that refused it.
+type Answer = Result<Response, Problem>;
+
+/// This process's order writer: commits batches of waiting orders (one task, see
+/// [`OrderWriter::run`]).
+pub struct OrderWriter {
     pub db: Db,
     pub rates: Arc<RateBook>,
     pub cap_sats: i64,
 }
 
-impl Writer {
+impl OrderWriter {
     /// Runs until every sender is gone (the API has stopped and released its state).
     pub async fn run(self, mut rx: mpsc::Receiver<Pending>) {
         let mut carry: Vec<Pending> = Vec::new();
@@ -83,7 +98,14 @@ impl Writer {
         let size = batch.len();
         let (items, replies): (Vec<_>, Vec<_>) = batch
             .into_iter()
-            .map(|p| ((p.req, p.key, p.rates), (p.reply, p.span)))
+            .map(|p| {
+                let item = Item {
+                    req: p.req,
+                    key: p.key,
+                    rates: p.rates,
+                };
+                (item, (p.reply, p.span))
+            })
             .unzip();
         metrics::histogram!("pricehub_orders_batch_size").record(size as f64);
         match self.try_batch(&items).await {
@@ -117,106 +139,133 @@ impl Writer {
         }
     }
 
-    async fn try_batch(
-        &self,
-        items: &[(NewOrder, Option<Key>, Result<Rates, NoRate>)],
-    ) -> Result<Vec<Result<Response, Problem>>, Problem> {
-        let n = items.len();
-        let mut out: Vec<Option<Result<Response, Problem>>> = (0..n).map(|_| None).collect();
-        let mut owned = vec![false; n];
+    async fn try_batch(&self, items: &[Item]) -> Result<Vec<Answer>, Problem> {
+        let mut answers: Vec<Option<Answer>> = (0..items.len()).map(|_| None).collect();
         let mut tx = self.db.begin().await?;
-
-        let mut keyed: Vec<usize> = (0..n).filter(|&i| items[i].1.is_some()).collect();
-        keyed.sort_by(|&a, &b| {
-            items[a]
-                .1
-                .as_ref()
-                .map(|k| &k.key)
-                .cmp(&items[b].1.as_ref().map(|k| &k.key))
-        });
-        for i in keyed {
-            let key = items[i].1.as_ref().expect("keyed");
-            match idempotency::claim(&mut tx, key).await {
-                Ok(Claim::Owned) => owned[i] = true,
-                Ok(Claim::Replay(resp)) => {
-                    outcome("replayed");
-                    out[i] = Some(Ok(resp));
-                }
-                Err(p) if p.status == StatusCode::CONFLICT => {
-                    outcome("conflict");
-                    out[i] = Some(Err(p));
-                }
-                Err(p) => return Err(p),
-            }
-        }
-
+        let owned = claim_keys(&mut tx, items, &mut answers).await?;
         let mut total = store::lock_ledger(&mut tx).await?;
-        let mut accepted: Vec<(usize, Order)> = Vec::new();
-        for i in 0..n {
-            if out[i].is_some() {
-                continue;
-            }
-            let (req, key, rates) = &items[i];
-            let refused = match rates {
-                Err(why) => {
-                    outcome("no_rate");
-                    Some(no_rate(&self.rates, why.clone()))
-                }
-                Ok(rates) => {
-                    let rate = rates.get(req.currency);
-                    let sats = btc_sats(req.amount, rate);
-                    if i128::from(total) + sats > i128::from(self.cap_sats) {
-                        outcome("cap_exceeded");
-                        Some(cap_exceeded(self.cap_sats, sats, Some(total)))
-                    } else {
-                        let sats = sats as i64;
-                        total += sats;
-                        accepted.push((
-                            i,
-                            Order {
-                                id: Uuid::new_v4(),
-                                created_at: Utc::now().trunc_subsecs(6),
-                                currency: req.currency,
-                                amount: req.amount,
-                                rate,
-                                btc_sats: sats,
-                            },
-                        ));
-                        None
-                    }
-                }
-            };
-            if let Some(p) = refused {
-                if owned[i] {
-                    idempotency::release(&mut tx, key.as_ref().expect("owned")).await?;
-                }
-                out[i] = Some(Err(p));
-            }
-        }
-
-        for (i, order) in &accepted {
-            store::insert(&mut tx, order).await?;
-            let stored = Outcome::json(StatusCode::CREATED, &OrderView::from(order));
-            if owned[*i] {
-                idempotency::store(&mut tx, items[*i].1.as_ref().expect("owned"), &stored).await?;
-            }
-            out[*i] = Some(Ok(stored.into_response()));
-        }
+        let accepted = self
+            .decide(&mut tx, items, &owned, &mut total, &mut answers)
+            .await?;
+        store_accepted(&mut tx, items, &owned, &accepted, &mut answers).await?;
         if !accepted.is_empty() {
             store::set_ledger(&mut tx, total).await?;
         }
         tx.commit().await?;
         outcome_n("created", accepted.len());
-        metrics::gauge!("pricehub_orders_btc_total").set(sats_to_btc_f64(total));
-        Ok(out
+        record_btc_total(total);
+        Ok(answers
             .into_iter()
             .map(|o| o.expect("every order has an answer"))
             .collect())
     }
+
+    /// Decides, one by one against the locked `total`, every order not yet answered:
+    /// accepted ones are returned (with their index) and added to `total`; a refused one
+    /// is answered and gives its key back.
+    async fn decide(
+        &self,
+        tx: &mut Tx,
+        items: &[Item],
+        owned: &[bool],
+        total: &mut i64,
+        answers: &mut [Option<Answer>],
+    ) -> Result<Vec<(usize, Order)>, Problem> {
+        let mut accepted: Vec<(usize, Order)> = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            if answers[i].is_some() {
+                continue;
+            }
+            match self.price(item, *total) {
+                Ok(order) => {
+                    *total += order.btc_sats;
+                    accepted.push((i, order));
+                }
+                Err(p) => {
+                    if owned[i] {
+                        idempotency::release(tx, item.key.as_ref().expect("owned")).await?;
+                    }
+                    answers[i] = Some(Err(p));
+                }
+            }
+        }
+        Ok(accepted)
+    }
+
+    /// The order `item` makes at its rate, or why it is refused (no rate, or the cap
+    /// would be passed with `total` already ordered).
+    fn price(&self, item: &Item, total: i64) -> Result<Order, Problem> {
+        let rates = match &item.rates {
+            Err(why) => {
+                outcome("no_rate");
+                return Err(no_rate(&self.rates, why.clone()));
+            }
+            Ok(rates) => rates,
+        };
+        let req = &item.req;
+        let rate = rates.get(req.currency);
+        let sats = btc_sats(req.amount, rate);
+        if i128::from(total) + sats > i128::from(self.cap_sats) {
+            outcome("cap_exceeded");
+            return Err(cap_exceeded(self.cap_sats, sats, Some(total)));
+        }
+        Ok(Order {
+            id: Uuid::new_v4(),
+            created_at: Utc::now().trunc_subsecs(6),
+            currency: req.currency,
+            amount: req.amount,
+            rate,
+            btc_sats: sats as i64,
+        })
+    }
 }
 
-fn outcome_n(label: &'static str, n: usize) {
-    if n > 0 {
-        metrics::counter!("pricehub_orders_total", "outcome" => label).increment(n as u64);
+/// Claims the batch's Idempotency-Keys in key order. A replayed or conflicting key
+/// answers its order at once; the returned flags mark the keys this batch owns.
+async fn claim_keys(
+    tx: &mut Tx,
+    items: &[Item],
+    answers: &mut [Option<Answer>],
+) -> Result<Vec<bool>, Problem> {
+    let mut owned = vec![false; items.len()];
+    let mut keyed: Vec<(usize, &Key)> = items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, item)| item.key.as_ref().map(|k| (i, k)))
+        .collect();
+    keyed.sort_by(|(_, a), (_, b)| a.key.cmp(&b.key));
+    for (i, key) in keyed {
+        match idempotency::claim(tx, key).await {
+            Ok(Claim::Owned) => owned[i] = true,
+            Ok(Claim::Replay(resp)) => {
+                outcome("replayed");
+                answers[i] = Some(Ok(resp));
+            }
+            Err(p) if p.status == StatusCode::CONFLICT => {
+                outcome("conflict");
+                answers[i] = Some(Err(p));
+            }
+            Err(p) => return Err(p),
+        }
     }
+    Ok(owned)
+}
+
+/// Inserts the accepted orders, storing each one's answer under its key when it has one.
+async fn store_accepted(
+    tx: &mut Tx,
+    items: &[Item],
+    owned: &[bool],
+    accepted: &[(usize, Order)],
+    answers: &mut [Option<Answer>],
+) -> Result<(), Problem> {
+    for (i, order) in accepted {
+        store::insert(tx, order).await?;
+        let stored = Outcome::json(StatusCode::CREATED, &OrderView::from(order));
+        if owned[*i] {
+            idempotency::store(tx, items[*i].key.as_ref().expect("owned"), &stored).await?;
+        }
+        answers[*i] = Some(Ok(stored.into_response()));
+    }
+    Ok(())
 }

@@ -161,17 +161,201 @@ fn parse_price_day(s: &str, line: usize) -> Result<NaiveDate, DumpError> {
         .ok_or_else(|| err(line, format!("day {s:?} is not a date in YYYY-MM-DD form")))
 }
 
+/// What has been read so far: the rows, with the line of each for later error messages.
+#[derive(Default)]
+struct Rows {
+    dump: Dump,
+    region_lines: HashMap<String, usize>,
+    port_lines: HashMap<String, usize>,
+    price_lines: Vec<usize>,
+}
+
+impl Rows {
+    /// Validates one data row of `table` and keeps it.
+    fn push(
+        &mut self,
+        table: Table,
+        field: impl Fn(usize) -> Option<String>,
+        line_no: usize,
+    ) -> Result<(), DumpError> {
+        match table {
+            Table::Regions => self.push_region(field, line_no),
+            Table::Ports => self.push_port(field, line_no),
+            Table::Prices => self.push_price(field, line_no),
+        }
+    }
+
+    fn push_region(
+        &mut self,
+        field: impl Fn(usize) -> Option<String>,
+        line_no: usize,
+    ) -> Result<(), DumpError> {
+        let slug = required(field(0), "slug", line_no)?;
+        let name = required(field(1), "name", line_no)?;
+        let parent_slug = field(2).filter(|p| !p.is_empty());
+        if self.region_lines.insert(slug.clone(), line_no).is_some() {
+            return Err(err(line_no, format!("region {slug:?} appears twice")));
+        }
+        self.dump.regions.push(Region {
+            slug,
+            name,
+            parent_slug,
+        });
+        Ok(())
+    }
+
+    fn push_port(
+        &mut self,
+        field: impl Fn(usize) -> Option<String>,
+        line_no: usize,
+    ) -> Result<(), DumpError> {
+        let code = required(field(0), "code", line_no)?;
+        let name = required(field(1), "name", line_no)?;
+        let parent_slug = required(field(2), "parent_slug", line_no)?;
+        if self.port_lines.insert(code.clone(), line_no).is_some() {
+            return Err(err(line_no, format!("port {code:?} appears twice")));
+        }
+        self.dump.ports.push(Port {
+            code,
+            name,
+            parent_slug,
+        });
+        Ok(())
+    }
+
+    fn push_price(
+        &mut self,
+        field: impl Fn(usize) -> Option<String>,
+        line_no: usize,
+    ) -> Result<(), DumpError> {
+        let orig_code = required(field(0), "orig_code", line_no)?;
+        let dest_code = required(field(1), "dest_code", line_no)?;
+        let day = parse_price_day(&required(field(2), "day", line_no)?, line_no)?;
+        let price_s = required(field(3), "price", line_no)?;
+        let price: i32 = price_s
+            .parse()
+            .map_err(|_| err(line_no, format!("price {price_s:?} is not an integer")))?;
+        self.price_lines.push(line_no);
+        self.dump.prices.push(PriceRow {
+            orig_code,
+            dest_code,
+            day,
+            price,
+        });
+        Ok(())
+    }
+
+    /// Orders the regions and checks that every port's region and every price's ports
+    /// exist (each only when the dump has the table referred to).
+    fn check_references(&mut self, seen_tables: &HashSet<&'static str>) -> Result<(), DumpError> {
+        order_regions(&mut self.dump.regions, &self.region_lines)?;
+        for p in &self.dump.ports {
+            if seen_tables.contains("regions") && !self.region_lines.contains_key(&p.parent_slug) {
+                return Err(err(
+                    self.port_lines[&p.code],
+                    format!(
+                        "port {:?} belongs to unknown region {:?}",
+                        p.code, p.parent_slug
+                    ),
+                ));
+            }
+        }
+        if seen_tables.contains("ports") {
+            for (row, line) in self.dump.prices.iter().zip(&self.price_lines) {
+                for code in [&row.orig_code, &row.dest_code] {
+                    if !self.port_lines.contains_key(code) {
+                        return Err(err(*line, format!("price refers to unknown port {code:?}")));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The parser's state between lines: the rows so far and the COPY section it is in.
+#[derive(Default)]
+struct Reader {
+    rows: Rows,
+    seen_tables: HashSet<&'static str>,
+    section: Option<Section>,
+}
+
+impl Reader {
+    /// One line (without its line ending): a COPY header, a section's end, a data row,
+    /// or SQL outside COPY data (ignored).
+    fn line(&mut self, line: &str, line_no: usize) -> Result<(), DumpError> {
+        let Some(sec) = self.section.as_ref() else {
+            if line.starts_with("COPY ") {
+                self.open_section(line, line_no)?;
+            }
+            return Ok(());
+        };
+        if line == "\\." {
+            self.section = None;
+            return Ok(());
+        }
+        let Some(table) = sec.table else {
+            return Ok(());
+        };
+        let raw: Vec<&str> = line.split('\t').collect();
+        if raw.len() != sec.width {
+            return Err(err(
+                line_no,
+                format!(
+                    "{} row has {} fields, expected {}",
+                    table.name(),
+                    raw.len(),
+                    sec.width
+                ),
+            ));
+        }
+        let field = |i: usize| unescape(raw[sec.order[i]]);
+        self.rows.push(table, field, line_no)
+    }
+
+    fn open_section(&mut self, line: &str, line_no: usize) -> Result<(), DumpError> {
+        let sec = parse_copy_header(line, line_no)?;
+        if let Some(t) = sec.table
+            && !self.seen_tables.insert(t.name())
+        {
+            return Err(err(
+                line_no,
+                format!("second COPY section for {}", t.name()),
+            ));
+        }
+        self.section = Some(sec);
+        Ok(())
+    }
+
+    /// After the last line: the dump must be complete and consistent.
+    fn finish(mut self, line_no: usize) -> Result<Dump, DumpError> {
+        if let Some(sec) = &self.section {
+            return Err(err(
+                line_no,
+                format!(
+                    "the COPY section started on line {} is not terminated by \\. (truncated file?)",
+                    sec.start_line
+                ),
+            ));
+        }
+        if self.seen_tables.is_empty() {
+            return Err(err(
+                line_no,
+                "no COPY data for regions, ports or prices: is this a pg_dump of the rates database?",
+            ));
+        }
+        self.rows.check_references(&self.seen_tables)?;
+        Ok(self.rows.dump)
+    }
+}
+
 /// Parses and validates a whole dump. `on_progress` gets the bytes read so far.
 pub fn parse<R: BufRead>(
     mut input: R,
     mut on_progress: impl FnMut(u64),
 ) -> Result<Dump, DumpError> {
-    let mut dump = Dump::default();
-    let mut region_lines: HashMap<String, usize> = HashMap::new();
-    let mut port_lines: HashMap<String, usize> = HashMap::new();
-    let mut price_lines: Vec<usize> = Vec::new();
-    let mut seen_tables: HashSet<&'static str> = HashSet::new();
-    let mut section: Option<Section> = None;
+    let mut reader = Reader::default();
     let mut buf = String::new();
     let mut line_no = 0usize;
     let mut bytes = 0u64;
@@ -190,123 +374,10 @@ pub fn parse<R: BufRead>(
         }
         let line = buf.strip_suffix('\n').unwrap_or(&buf);
         let line = line.strip_suffix('\r').unwrap_or(line);
-
-        let Some(sec) = section.as_ref() else {
-            if line.starts_with("COPY ") {
-                let sec = parse_copy_header(line, line_no)?;
-                if let Some(t) = sec.table
-                    && !seen_tables.insert(t.name())
-                {
-                    return Err(err(
-                        line_no,
-                        format!("second COPY section for {}", t.name()),
-                    ));
-                }
-                section = Some(sec);
-            }
-            continue;
-        };
-        if line == "\\." {
-            section = None;
-            continue;
-        }
-        let Some(table) = sec.table else { continue };
-        let raw: Vec<&str> = line.split('\t').collect();
-        if raw.len() != sec.width {
-            return Err(err(
-                line_no,
-                format!(
-                    "{} row has {} fields, expected {}",
-                    table.name(),
-                    raw.len(),
-                    sec.width
-                ),
-            ));
-        }
-        let field = |i: usize| unescape(raw[sec.order[i]]);
-        match table {
-            Table::Regions => {
-                let slug = required(field(0), "slug", line_no)?;
-                let name = required(field(1), "name", line_no)?;
-                let parent_slug = field(2).filter(|p| !p.is_empty());
-                if region_lines.insert(slug.clone(), line_no).is_some() {
-                    return Err(err(line_no, format!("region {slug:?} appears twice")));
-                }
-                dump.regions.push(Region {
-                    slug,
-                    name,
-                    parent_slug,
-                });
-            }
-            Table::Ports => {
-                let code = required(field(0), "code", line_no)?;
-                let name = required(field(1), "name", line_no)?;
-                let parent_slug = required(field(2), "parent_slug", line_no)?;
-                if port_lines.insert(code.clone(), line_no).is_some() {
-                    return Err(err(line_no, format!("port {code:?} appears twice")));
-                }
-                dump.ports.push(Port {
-                    code,
-                    name,
-                    parent_slug,
-                });
-            }
-            Table::Prices => {
-                let orig_code = required(field(0), "orig_code", line_no)?;
-                let dest_code = required(field(1), "dest_code", line_no)?;
-                let day = parse_price_day(&required(field(2), "day", line_no)?, line_no)?;
-                let price_s = required(field(3), "price", line_no)?;
-                let price: i32 = price_s
-                    .parse()
-                    .map_err(|_| err(line_no, format!("price {price_s:?} is not an integer")))?;
-                price_lines.push(line_no);
-                dump.prices.push(PriceRow {
-                    orig_code,
-                    dest_code,
-                    day,
-                    price,
-                });
-            }
-        }
+        reader.line(line, line_no)?;
     }
     on_progress(bytes);
-    if let Some(sec) = section {
-        return Err(err(
-            line_no,
-            format!(
-                "the COPY section started on line {} is not terminated by \\. (truncated file?)",
-                sec.start_line
-            ),
-        ));
-    }
-    if seen_tables.is_empty() {
-        return Err(err(
-            line_no,
-            "no COPY data for regions, ports or prices: is this a pg_dump of the rates database?",
-        ));
-    }
-    order_regions(&mut dump.regions, &region_lines)?;
-    for p in &dump.ports {
-        if seen_tables.contains("regions") && !region_lines.contains_key(&p.parent_slug) {
-            return Err(err(
-                port_lines[&p.code],
-                format!(
-                    "port {:?} belongs to unknown region {:?}",
-                    p.code, p.parent_slug
-                ),
-            ));
-        }
-    }
-    if seen_tables.contains("ports") {
-        for (row, line) in dump.prices.iter().zip(&price_lines) {
-            for code in [&row.orig_code, &row.dest_code] {
-                if !port_lines.contains_key(code) {
-                    return Err(err(*line, format!("price refers to unknown port {code:?}")));
-                }
-            }
-        }
-    }
-    Ok(dump)
+    reader.finish(line_no)
 }
 
 /// Sorts regions so every parent precedes its children; reports unknown parents and cycles.

@@ -14,7 +14,7 @@ use crate::common::on_both_backends;
 use chrono::{DateTime, Utc};
 use common::{Backend, TestApp, fresh_db};
 use pricehub::config::{HttpArgs, Secret};
-use pricehub::orders::fx::LatestPrices;
+use pricehub::orders::fx::LastTradePrices;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -189,7 +189,7 @@ async fn no_rate_source_means_503() {
 /// The live feed's latest trades, as the feed will offer them.
 struct Trades(parking_lot::Mutex<HashMap<String, (Decimal, DateTime<Utc>)>>);
 
-impl LatestPrices for Trades {
+impl LastTradePrices for Trades {
     fn latest(&self, ticker: &str) -> Option<(Decimal, DateTime<Utc>)> {
         self.0.lock().get(ticker).copied()
     }
@@ -211,7 +211,7 @@ async fn the_live_feed_prices_orders_when_no_url_is_set() {
         db.db.clone(),
         http,
         CancellationToken::new(),
-        Some(trades.clone() as Arc<dyn LatestPrices>),
+        Some(trades.clone() as Arc<dyn LastTradePrices>),
     )
     .await
     .unwrap();
