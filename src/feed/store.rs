@@ -49,6 +49,8 @@ pub async fn insert_batch(db: &Db, batch: &[Receipt]) -> Result<BatchOutcome, sq
             replayed: false,
         });
     }
+    // Two arms: PostgreSQL writes with binary COPY and `pricehub_feed_commit()` (receipt
+    // ranges, instruments); SQLite with multi-row INSERTs, its unique key and triggers.
     match db {
         Db::Postgres(pool) => pg_insert_batch(pool, batch).await,
         Db::Sqlite(pool) => {
@@ -271,6 +273,8 @@ fn copy_binary(batch: &[Receipt]) -> Vec<u8> {
 /// Checks that the database accepts writes (not a read-only replica, not refusing
 /// connections): what the collector's readiness means by "database writable".
 pub async fn probe_writable(db: &Db) -> Result<(), sqlx::Error> {
+    // Two arms: PostgreSQL can be a read-only standby (asked); SQLite is writable when
+    // its write lock can be taken.
     match db {
         Db::Postgres(pool) => {
             let read_only: String = sqlx::query_scalar("SHOW transaction_read_only")

@@ -33,7 +33,3 @@ pub mod service;
 pub mod store;
 pub mod view;
 pub mod writer;
-
-// `status/dashboard.rs` names the view by this path and is frozen while the backend
-// dispatch is rewritten; drop this re-export once it uses `orders::view::OrderView`.
-pub use self::view::OrderView;

@@ -365,31 +365,17 @@ mod tests {
                 .cents(),
             99_999_999_999
         );
-        assert_eq!(
-            field(r#"{"currency":"EUR","amount":0}"#),
-            (422, Some("amount".into()))
-        );
-        assert_eq!(
-            field(r#"{"currency":"EUR","amount":1.005}"#),
-            (422, Some("amount".into()))
-        );
-        assert_eq!(
-            field(r#"{"currency":"EUR","amount":1e9}"#),
-            (422, Some("amount".into()))
-        );
-        assert_eq!(
-            field(r#"{"currency":"EUR","amount":-3}"#),
-            (422, Some("amount".into()))
-        );
-        assert_eq!(
-            field(r#"{"currency":"EUR","amount":true}"#),
-            (422, Some("amount".into()))
-        );
-        assert_eq!(
-            field(r#"{"currency":"EUR","amount":"ten"}"#),
-            (422, Some("amount".into()))
-        );
-        assert_eq!(field(r#"{"currency":"EUR"}"#), (422, Some("amount".into())));
+        for body in [
+            r#"{"currency":"EUR","amount":0}"#,
+            r#"{"currency":"EUR","amount":1.005}"#,
+            r#"{"currency":"EUR","amount":1e9}"#,
+            r#"{"currency":"EUR","amount":-3}"#,
+            r#"{"currency":"EUR","amount":true}"#,
+            r#"{"currency":"EUR","amount":"ten"}"#,
+            r#"{"currency":"EUR"}"#,
+        ] {
+            assert_eq!(field(body), (422, Some("amount".into())), "{body}");
+        }
         assert_eq!(
             field(r#"{"currency":"JPY","amount":1}"#),
             (422, Some("currency".into()))

@@ -49,6 +49,8 @@ fn decode<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<T, sqlx::Error> {
 }
 
 pub async fn insert(tx: &mut Tx, o: &Order) -> Result<(), sqlx::Error> {
+    // Two arms: the money columns differ (PostgreSQL NUMERIC and timestamptz; SQLite
+    // integer cents and satoshis, text rate and time), so the bindings differ too.
     match tx {
         Tx::Postgres(t) => {
             sqlx::query(
@@ -113,6 +115,7 @@ pub async fn list(
     after: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
 ) -> Result<Vec<Order>, sqlx::Error> {
+    // Two arms: the column types differ (see `insert`), so the rows decode differently.
     match db {
         Db::Postgres(p) => {
             type Row = (String, DateTime<Utc>, String, Decimal, Decimal, Decimal);

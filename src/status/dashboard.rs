@@ -27,8 +27,8 @@ use crate::feed::routes::{interval_ms, interval_names};
 use crate::feed::store;
 use crate::http::params::Params;
 use crate::http::problem::{Kind, Problem};
-use crate::orders::OrderView;
 use crate::orders::cap::{self, CapView};
+use crate::orders::view::OrderView;
 
 /// The sparkline's window, ending at the instrument's latest trade.
 const WINDOW_MS: i64 = 30 * 60_000;

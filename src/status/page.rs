@@ -46,6 +46,7 @@ struct ServerVersion {
     stale: bool,
 }
 
+/// Two arms: each backend reports its version through its own function.
 async fn server_version(db: &Db) -> Result<String, sqlx::Error> {
     Ok(match db {
         Db::Postgres(p) => {
