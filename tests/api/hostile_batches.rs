@@ -15,7 +15,7 @@ use crate::common;
 use std::time::{Duration, Instant};
 
 use crate::common::on_both_backends;
-use common::{Backend, TestApp, fresh_db, import_2021};
+use common::{Backend, TestApp};
 use pricehub::config::{HttpArgs, Secret};
 use pricehub::db::Db;
 use serde_json::Value;
@@ -37,11 +37,11 @@ fn http() -> HttpArgs {
 }
 
 async fn start(backend: Backend) -> Option<TestApp> {
-    let db = fresh_db(backend).await?;
-    if !import_2021(&db.db).await {
-        return None;
-    }
-    Some(TestApp::start_with(db, http()).await)
+    TestApp::on(backend)
+        .http(http())
+        .with_rates_2021()
+        .start()
+        .await
 }
 
 fn valid_row(price: i64) -> String {
@@ -102,19 +102,14 @@ async fn post(
     body: Vec<u8>,
     key: Option<&str>,
 ) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
-    let mut req = app
-        .client
-        .post(app.url(path))
-        .bearer_auth(TOKEN)
-        .header("content-type", content_type)
-        .body(body);
-    if let Some(k) = key {
-        req = req.header("Idempotency-Key", k);
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    (status, headers, resp.bytes().await.unwrap().to_vec())
+    let a = app
+        .post(path)
+        .bearer(TOKEN)
+        .body(content_type, body)
+        .key(key)
+        .send()
+        .await;
+    (a.status, a.headers, a.bytes)
 }
 
 /// Posts an async batch; returns its status URL.

@@ -20,11 +20,11 @@ fn http_with_token() -> HttpArgs {
 }
 
 async fn start(backend: Backend, http: HttpArgs) -> Option<TestApp> {
-    let db = fresh_db(backend).await?;
-    if !import_2021(&db.db).await {
-        return None;
-    }
-    Some(TestApp::start_with(db, http).await)
+    TestApp::on(backend)
+        .http(http)
+        .with_rates_2021()
+        .start()
+        .await
 }
 
 /// `n` valid rows on a lane and month the 2021 data does not have (so /rates shows them).
@@ -43,15 +43,13 @@ async fn post(
     body: &Value,
     key: Option<&str>,
 ) -> (u16, reqwest::header::HeaderMap, Value) {
-    let mut req = app.client.post(app.url(path)).bearer_auth(TOKEN).json(body);
-    if let Some(k) = key {
-        req = req.header("Idempotency-Key", k);
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let body: Value = resp.json().await.unwrap();
-    (status, headers, body)
+    app.post(path)
+        .bearer(TOKEN)
+        .json(body)
+        .key(key)
+        .send()
+        .await
+        .parts()
 }
 
 async fn tokens_are_checked(backend: Backend) {

@@ -26,8 +26,7 @@ fn http(cap_btc: i64) -> HttpArgs {
 }
 
 async fn start(backend: Backend, http: HttpArgs) -> Option<TestApp> {
-    let db = fresh_db(backend).await?;
-    Some(TestApp::start_with(db, http).await)
+    TestApp::on(backend).http(http).start().await
 }
 
 async fn post(
@@ -44,20 +43,12 @@ async fn post_raw(
     body: String,
     key: Option<&str>,
 ) -> (u16, reqwest::header::HeaderMap, Value) {
-    let mut req = app
-        .client
-        .post(app.url(path))
-        .header("content-type", "application/json")
-        .body(body);
-    if let Some(k) = key {
-        req = req.header("Idempotency-Key", k);
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let text = resp.text().await.unwrap();
-    let body = serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
-    (status, headers, body)
+    app.post(path)
+        .body("application/json", body)
+        .key(key)
+        .send()
+        .await
+        .parts()
 }
 
 async fn count_orders(db: &Db) -> i64 {

@@ -117,7 +117,129 @@ pub struct TestApp {
     pub db: TestDb,
 }
 
+/// How a [`TestApp`] is started: `TestApp::on(Backend::Postgres).http(h).with_rates_2021().start()`.
+/// `start` is `None` when the backend or the reference data is unavailable (already
+/// reported; a failure under CI).
+pub struct TestAppBuilder {
+    backend: Backend,
+    http: HttpArgs,
+    rates_2021: bool,
+}
+
+impl TestAppBuilder {
+    /// The API's settings (default: `HttpArgs::default()`).
+    pub fn http(mut self, http: HttpArgs) -> Self {
+        self.http = http;
+        self
+    }
+
+    /// Imports `rates-2021.sql` into the fresh database before the API starts.
+    pub fn with_rates_2021(mut self) -> Self {
+        self.rates_2021 = true;
+        self
+    }
+
+    pub async fn start(self) -> Option<TestApp> {
+        let db = fresh_db(self.backend).await?;
+        if self.rates_2021 && !import_2021(&db.db).await {
+            return None;
+        }
+        Some(TestApp::start_with(db, self.http).await)
+    }
+}
+
+/// A request being built against a [`TestApp`]: `app.post("/orders").json(&v).key(k).send()`.
+pub struct Call {
+    req: reqwest::RequestBuilder,
+}
+
+impl Call {
+    pub fn json(self, body: &serde_json::Value) -> Self {
+        Call {
+            req: self.req.json(body),
+        }
+    }
+
+    /// A raw body with its content type.
+    pub fn body(self, content_type: &str, body: impl Into<reqwest::Body>) -> Self {
+        Call {
+            req: self.req.header("content-type", content_type).body(body),
+        }
+    }
+
+    pub fn bearer(self, token: &str) -> Self {
+        Call {
+            req: self.req.bearer_auth(token),
+        }
+    }
+
+    /// `Idempotency-Key`, when given.
+    pub fn key(self, key: Option<&str>) -> Self {
+        match key {
+            Some(k) => self.header("Idempotency-Key", k),
+            None => self,
+        }
+    }
+
+    pub fn header(self, name: &str, value: &str) -> Self {
+        Call {
+            req: self.req.header(name, value),
+        }
+    }
+
+    pub async fn send(self) -> Answer {
+        let resp = self.req.send().await.expect("request sent");
+        Answer {
+            status: resp.status().as_u16(),
+            headers: resp.headers().clone(),
+            bytes: resp.bytes().await.expect("body read").to_vec(),
+        }
+    }
+}
+
+/// A whole answer: status, headers and body.
+pub struct Answer {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub bytes: Vec<u8>,
+}
+
+impl Answer {
+    /// The body as JSON; panics, showing the body, when it is not.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.bytes).unwrap_or_else(|e| {
+            panic!(
+                "{}: body is not JSON ({e}): {:.300}",
+                self.status,
+                String::from_utf8_lossy(&self.bytes)
+            )
+        })
+    }
+
+    /// (status, headers, JSON body): what most assertions take apart.
+    pub fn parts(self) -> (u16, reqwest::header::HeaderMap, serde_json::Value) {
+        let body = self.json();
+        (self.status, self.headers, body)
+    }
+}
+
 impl TestApp {
+    /// Starts building an API on a fresh database of `backend`.
+    pub fn on(backend: Backend) -> TestAppBuilder {
+        TestAppBuilder {
+            backend,
+            http: HttpArgs::default(),
+            rates_2021: false,
+        }
+    }
+
+    /// A POST to `path`, to be finished with [`Call`]'s methods.
+    pub fn post(&self, path: &str) -> Call {
+        Call {
+            req: self.client.post(self.url(path)),
+        }
+    }
+
     pub async fn start(db: TestDb) -> TestApp {
         Self::start_with(db, HttpArgs::default()).await
     }
@@ -192,9 +314,8 @@ pub async fn import_2021(db: &Db) -> bool {
 
 /// Rows in `prices` (what a batch test compares before and after).
 pub async fn price_count(db: &Db) -> i64 {
-    let q = "SELECT COUNT(*) FROM prices";
-    match db {
-        Db::Postgres(p) => sqlx::query_scalar(q).fetch_one(p).await.unwrap(),
-        Db::Sqlite(p) => sqlx::query_scalar(q).fetch_one(p).await.unwrap(),
-    }
+    pricehub::db_run!(db, |p| sqlx::query_scalar("SELECT COUNT(*) FROM prices")
+        .fetch_one(p)
+        .await
+        .unwrap())
 }
