@@ -5,7 +5,7 @@ use crate::common;
 
 use std::process::Command;
 
-use common::{Backend, TestApp, fresh_db};
+use common::{Backend, TestApp};
 
 fn chromium() -> Option<&'static str> {
     ["chromium", "chromium-browser", "google-chrome"]
@@ -52,10 +52,9 @@ async fn docs_page_renders_every_route_in_a_browser() {
         common::unavailable("chromium (scripts/install-deps.sh installs it)");
         return;
     };
-    let Some(db) = fresh_db(Backend::Sqlite).await else {
+    let Some(app) = TestApp::on(Backend::Sqlite).start().await else {
         return;
     };
-    let app = TestApp::start(db).await;
     let url = app.url("/docs");
     let dom = tokio::task::spawn_blocking(move || rendered_dom(browser, &url))
         .await

@@ -59,48 +59,31 @@ async fn tokens_are_checked(backend: Backend) {
         return;
     };
     let r = app
-        .client
-        .post(app.url("/prices"))
-        .bearer_auth("anything")
+        .post("/prices")
+        .bearer("anything")
         .json(&body)
         .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 403);
-    assert_eq!(r.headers()["content-type"], "application/problem+json");
+        .await;
+    assert_eq!(r.status, 403);
+    assert_eq!(r.headers["content-type"], "application/problem+json");
     app.stop().await;
 
     let Some(app) = start(backend, http_with_token()).await else {
         return;
     };
     let before = price_count(&app.db.db).await;
+    let r = app.post("/prices").json(&body).send().await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.headers["www-authenticate"], "Bearer");
+    let r = app.post("/prices").bearer("wrong").json(&body).send().await;
+    assert_eq!(r.status, 401);
     let r = app
-        .client
-        .post(app.url("/prices"))
+        .post("/batches")
+        .bearer("wrong")
         .json(&body)
         .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 401);
-    assert_eq!(r.headers()["www-authenticate"], "Bearer");
-    let r = app
-        .client
-        .post(app.url("/prices"))
-        .bearer_auth("wrong")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 401);
-    let r = app
-        .client
-        .post(app.url("/batches"))
-        .bearer_auth("wrong")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 401);
+        .await;
+    assert_eq!(r.status, 401);
     assert_eq!(price_count(&app.db.db).await, before);
     app.stop().await;
 }
@@ -165,16 +148,13 @@ async fn large_batches(backend: Backend) {
     }
     let bad_csv = format!("{csv}CNSGH,NOOSL,2021-04-31,700\n");
     let r = app
-        .client
-        .post(app.url("/prices"))
-        .bearer_auth(TOKEN)
-        .header("content-type", "text/csv")
-        .body(bad_csv)
+        .post("/prices")
+        .bearer(TOKEN)
+        .body("text/csv", bad_csv)
         .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 422);
-    let body: Value = r.json().await.unwrap();
+        .await;
+    assert_eq!(r.status, 422);
+    let body = r.json();
     assert_eq!(
         (
             body["errors"][0]["index"].as_i64(),
@@ -183,38 +163,29 @@ async fn large_batches(backend: Backend) {
         (Some(1000), Some("day"))
     );
     let r = app
-        .client
-        .post(app.url("/prices"))
-        .bearer_auth(TOKEN)
-        .header("content-type", "text/csv")
-        .body(csv)
+        .post("/prices")
+        .bearer(TOKEN)
+        .body("text/csv", csv)
         .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
+        .await;
+    assert_eq!(r.status, 201);
     assert_eq!(price_count(&app.db.db).await, before + 51_000);
 
     // Wrong media type, malformed JSON.
     let r = app
-        .client
-        .post(app.url("/prices"))
-        .bearer_auth(TOKEN)
-        .header("content-type", "application/xml")
-        .body("<a/>")
+        .post("/prices")
+        .bearer(TOKEN)
+        .body("application/xml", "<a/>")
         .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 415);
+        .await;
+    assert_eq!(r.status, 415);
     let r = app
-        .client
-        .post(app.url("/prices"))
-        .bearer_auth(TOKEN)
-        .header("content-type", "application/json")
-        .body("[{\"orig_code\":")
+        .post("/prices")
+        .bearer(TOKEN)
+        .body("application/json", "[{\"orig_code\":")
         .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 422);
+        .await;
+    assert_eq!(r.status, 422);
     app.stop().await;
 }
 
@@ -234,16 +205,13 @@ async fn fast_reader_fallback_stores_once(backend: Backend) {
         r#",{"orig_code":"CNGGZ","dest_code":"EETLL","day":"2021-03-29","price":1,"price":901}]"#,
     );
     let r = app
-        .client
-        .post(app.url("/prices"))
-        .bearer_auth(TOKEN)
-        .header("content-type", "application/json")
-        .body(body)
+        .post("/prices")
+        .bearer(TOKEN)
+        .body("application/json", body)
         .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    let body: Value = r.json().await.unwrap();
+        .await;
+    assert_eq!(r.status, 201);
+    let body = r.json();
     assert_eq!(body["rows"], 50_001);
     assert_eq!(price_count(&app.db.db).await, before + 50_001);
     let (_, _, rates) = app
@@ -276,17 +244,15 @@ async fn limits_are_413_problems(backend: Backend) {
     let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
         vec![Ok(vec![b' '; 6000]), Ok(vec![b' '; 6000])];
     let r = app
-        .client
-        .post(app.url("/prices"))
-        .bearer_auth(TOKEN)
-        .header("content-type", "application/json")
-        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
-            chunks,
-        )))
+        .post("/prices")
+        .bearer(TOKEN)
+        .body(
+            "application/json",
+            reqwest::Body::wrap_stream(futures_util::stream::iter(chunks)),
+        )
         .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 413);
+        .await;
+    assert_eq!(r.status, 413);
     assert_eq!(price_count(&app.db.db).await, before);
     app.stop().await;
 }

@@ -168,10 +168,9 @@ on_both_backends!(http_source_and_stale_rates => http_source_and_stale_rates);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_rate_source_means_503() {
-    let Some(db) = fresh_db(Backend::Sqlite).await else {
+    let Some(app) = TestApp::on(Backend::Sqlite).start().await else {
         return;
     };
-    let app = TestApp::start(db).await;
     let r = post_order(&app, json!({"currency": "EUR", "amount": 1}), None).await;
     assert_eq!(r.status(), 503);
     assert!(r.headers().contains_key("retry-after"));
@@ -302,24 +301,19 @@ async fn rate_limiting_in_memory() {
     );
     assert_eq!(get_orders(&app, &[]).await.status(), 200);
     // Without trusted proxies X-Forwarded-For is ignored: still the same IP client.
-    assert_eq!(
-        get_orders(&app, &[("x-forwarded-for", "203.0.113.9")])
-            .await
-            .status(),
-        200
-    );
-    assert_eq!(
-        get_orders(&app, &[("x-forwarded-for", "203.0.113.10")])
-            .await
-            .status(),
-        200
-    );
-    assert_eq!(
-        get_orders(&app, &[("x-forwarded-for", "203.0.113.11")])
-            .await
-            .status(),
-        429
-    );
+    for (forwarded, status) in [
+        ("203.0.113.9", 200),
+        ("203.0.113.10", 200),
+        ("203.0.113.11", 429),
+    ] {
+        assert_eq!(
+            get_orders(&app, &[("x-forwarded-for", forwarded)])
+                .await
+                .status(),
+            status,
+            "{forwarded}"
+        );
+    }
     // Operational endpoints are never limited.
     for _ in 0..10 {
         assert_eq!(app.get("/livez").await.status(), 200);

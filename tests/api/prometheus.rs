@@ -6,7 +6,7 @@ use crate::common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Backend, TestApp, fresh_db};
+use common::{Backend, TestApp};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -34,10 +34,9 @@ async fn prometheus_scrapes_the_api() {
         common::unavailable("prometheus (scripts/install-deps.sh installs it)");
         return;
     }
-    let Some(db) = fresh_db(Backend::Sqlite).await else {
+    let Some(app) = TestApp::on(Backend::Sqlite).start().await else {
         return;
     };
-    let app = TestApp::start(db).await;
     app.get("/rates?date_from=2021-01-01&date_to=2021-01-02&orig_code=A&dest_code=B")
         .await;
 

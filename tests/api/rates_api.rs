@@ -128,13 +128,9 @@ async fn vectors(backend: Backend) {
 on_both_backends!(reference_vectors => vectors);
 
 async fn bad_requests_never_break_the_next_one(backend: Backend) {
-    let Some(db) = fresh_db(backend).await else {
+    let Some(app) = TestApp::on(backend).with_rates_2021().start().await else {
         return;
     };
-    if !import_2021(&db.db).await {
-        return;
-    }
-    let app = TestApp::start(db).await;
     let good = "/rates?date_from=2021-01-15&date_to=2021-01-15&orig_code=CNGGZ&dest_code=EETLL";
     let bad = [
         (
@@ -194,13 +190,9 @@ on_both_backends!(bad_requests => bad_requests_never_break_the_next_one);
 /// A write made behind the API's back (another process, psql) shows up in answers:
 /// immediately through LISTEN/NOTIFY on PostgreSQL, within the poll interval on SQLite.
 async fn answers_follow_external_writes(backend: Backend) {
-    let Some(db) = fresh_db(backend).await else {
+    let Some(app) = TestApp::on(backend).with_rates_2021().start().await else {
         return;
     };
-    if !import_2021(&db.db).await {
-        return;
-    }
-    let app = TestApp::start(db).await;
     let path = "/rates?date_from=2021-01-15&date_to=2021-01-15&orig_code=CNGGZ&dest_code=EETLL";
     let (_, _, before) = app.get_json(path).await;
     assert_eq!(before["rates"][0]["count"], 3);
@@ -241,10 +233,9 @@ on_both_backends!(external_writes_show_up => answers_follow_external_writes);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operational_endpoints() {
-    let Some(db) = fresh_db(Backend::Sqlite).await else {
+    let Some(app) = TestApp::on(Backend::Sqlite).start().await else {
         return;
     };
-    let app = TestApp::start(db).await;
     let (s, _, body) = app.get_json("/livez").await;
     assert_eq!((s, body["status"].as_str()), (200, Some("ok")));
     let (s, _, body) = app.get_json("/readyz").await;

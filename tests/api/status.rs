@@ -307,10 +307,9 @@ async fn with_the_database_down_the_page_renders_and_answers_503() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn assets_are_embedded_hashed_and_cached() {
-    let Some(db) = fresh_db(Backend::Sqlite).await else {
+    let Some(app) = TestApp::on(Backend::Sqlite).start().await else {
         return;
     };
-    let app = TestApp::start(db).await;
     let html = app.get("/").await.text().await.unwrap();
     let css = html
         .split("href=\"")
@@ -353,13 +352,13 @@ async fn assets_are_embedded_hashed_and_cached() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ports_and_regions_list_the_catalog() {
-    let Some(db) = fresh_db(Backend::Postgres).await else {
+    let Some(app) = TestApp::on(Backend::Postgres)
+        .with_rates_2021()
+        .start()
+        .await
+    else {
         return;
     };
-    if !common::import_2021(&db.db).await {
-        return;
-    }
-    let app = TestApp::start(db).await;
     let (status, _, ports) = app.get_json("/ports").await;
     assert_eq!(status, 200);
     let ports = ports["ports"].as_array().unwrap();
@@ -413,13 +412,9 @@ async fn ports_and_regions_list_the_catalog() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_explorer_works_without_javascript_and_its_csv_is_the_series() {
-    let Some(db) = fresh_db(Backend::Sqlite).await else {
+    let Some(app) = TestApp::on(Backend::Sqlite).with_rates_2021().start().await else {
         return;
     };
-    if !common::import_2021(&db.db).await {
-        return;
-    }
-    let app = TestApp::start(db).await;
     let q =
         "date_from=2021-01-01&date_to=2021-01-31&orig_code=china_main&dest_code=north_europe_main";
     let (_, _, rates) = app.get_json(&format!("/rates?{q}")).await;

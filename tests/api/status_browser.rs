@@ -65,18 +65,7 @@ async fn the_status_page_counts_each_reload_once() {
     browser.js("document.activeElement.blur()", vec![]).await;
     browser.viewport(DESKTOP).await;
     browser.screenshot("status-desktop", true).await;
-    browser.viewport(PHONE).await;
-    // Nothing overflows sideways at phone width.
-    let overflow = browser
-        .js(
-            "return document.documentElement.scrollWidth - window.innerWidth",
-            vec![],
-        )
-        .await;
-    assert!(
-        overflow.as_i64().unwrap() <= 0,
-        "page is {overflow} px too wide at phone width"
-    );
+    fits_a_phone(&browser, "the status page").await;
     browser.screenshot("status-phone", false).await;
     browser.assert_clean(&app.base).await;
     browser.close().await;
@@ -188,17 +177,7 @@ async fn the_explorer_draws_the_rates_series_and_its_csv_matches() {
         if backend == Backend::Sqlite {
             browser.viewport(DESKTOP).await;
             browser.screenshot("explorer-desktop", true).await;
-            browser.viewport(PHONE).await;
-            let overflow = browser
-                .js(
-                    "return document.documentElement.scrollWidth - window.innerWidth",
-                    vec![],
-                )
-                .await;
-            assert!(
-                overflow.as_i64().unwrap() <= 0,
-                "explorer is {overflow} px too wide at phone width"
-            );
+            fits_a_phone(&browser, "the explorer").await;
             browser.screenshot("explorer-phone", false).await;
         }
         browser.assert_clean(&app.base).await;

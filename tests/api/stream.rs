@@ -381,15 +381,21 @@ async fn separate_collector_on_postgres_streams_through_notify() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn separate_collector_on_sqlite_streams_through_a_poll() {
     let dir = tempfile::tempdir().unwrap();
-    let db = format!("sqlite://{}", dir.path().join("feed.db").display());
     // The collector creates the schema; serve must find it migrated too.
+    let db = migrated_sqlite(dir.path());
+    separate_collector(&db, "sqlite poll").await;
+}
+
+/// A SQLite database file in `dir` migrated by `pricehub migrate`; its URL.
+fn migrated_sqlite(dir: &std::path::Path) -> String {
+    let db = format!("sqlite://{}", dir.join("feed.db").display());
     let status = Command::new(env!("CARGO_BIN_EXE_pricehub"))
         .args(["migrate", "--database-url", &db])
         .env("PRICEHUB_LOG", "warn")
         .status()
         .unwrap();
     assert!(status.success());
-    separate_collector(&db, "sqlite poll").await;
+    db
 }
 
 /// An idle stream carries heartbeat comments; the stream metrics exist from the start.
@@ -420,13 +426,7 @@ async fn idle_streams_get_heartbeats_and_metrics_start_at_zero() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_client_is_dropped_and_counted_while_others_keep_receiving() {
     let dir = tempfile::tempdir().unwrap();
-    let db = format!("sqlite://{}", dir.path().join("feed.db").display());
-    let status = Command::new(env!("CARGO_BIN_EXE_pricehub"))
-        .args(["migrate", "--database-url", &db])
-        .env("PRICEHUB_LOG", "warn")
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let db = migrated_sqlite(dir.path());
     let (mut serve, base, _) = spawn_serve(
         &db,
         &["--stream-client-buffer", "4", "--stream-poll-ms", "10"],
